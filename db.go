@@ -1,0 +1,948 @@
+package litestream
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/superfly/ltx"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/sqlitebackup/litestream/ltxfile"
+)
+
+// ErrNotSQLite means the file at a database path is not a SQLite database.
+var ErrNotSQLite = errors.New("not a SQLite database")
+
+// sqliteHeader is the magic string at the start of every database file.
+const sqliteHeader = "SQLite format 3\x00"
+
+// DB replicates one SQLite database: it copies every committed WAL frame
+// into level-0 LTX files in the meta directory and checkpoints the WAL
+// itself so no frame is lost before it is copied.
+//
+// How continuity is guaranteed: the DB keeps a read transaction open on
+// its own connection at all times. While any reader holds a snapshot, no
+// other connection can restart or truncate the WAL past it, so frames can
+// only be appended. The read transaction is released only inside our own
+// checkpoint, under a write lock taken with BEGIN IMMEDIATE, after every
+// frame has been copied. A WAL restart can therefore only follow a point
+// where we had copied everything (the "anchor"); any other change of WAL
+// salts means continuity was lost and the next level-0 file is a full
+// image of the database.
+type DB struct {
+	path     string
+	metaPath string
+
+	// Settings. Set them before Open; they are not synchronised.
+	MonitorInterval    time.Duration // minimum time between syncs; 0 disables automatic syncs
+	CheckpointInterval time.Duration // PASSIVE checkpoint this long after a sync; 0 disables
+	MinCheckpointPageN int           // PASSIVE checkpoint at this many synced WAL pages
+	TruncatePageN      int           // TRUNCATE checkpoint at this many WAL pages
+	BusyTimeout        time.Duration
+	MaxSyncWALBytes    int64 // WAL bytes per level-0 file; 0 = unlimited
+	Logger             *slog.Logger
+	FS                 FS
+
+	// Replica receives the level-0 files. Set it with NewReplica.
+	Replica *Replica
+
+	mu          sync.Mutex // guards everything below; lock order: db.mu before replica.mu
+	opened      bool
+	initialized bool
+	sqldb       *sql.DB
+	readConn    *sql.Conn // holds the long-running read transaction
+	writeConn   *sql.Conn // takes the write lock during checkpoints and resyncs
+	ckptConn    *sql.Conn // runs checkpoints
+	readTx      bool
+	dbFile      File
+	pageSize    uint32
+	pos         walPos
+	anchor      walAnchor
+	needResync  bool   // next sync must go through resync (under the write lock)
+	resyncWhy   string // reason, for the log
+	syncedPages int    // WAL pages synced since the last checkpoint
+	lastCkptAt  time.Time
+	lastSyncAt  time.Time
+	changed     chan struct{} // closed and replaced after each sync that wrote a file
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	kick   chan struct{} // a WAL change notification
+}
+
+// walPos is how far the WAL has been copied into level-0 files.
+type walPos struct {
+	txid     ltx.TXID  // last level-0 TXID written
+	commit   uint32    // database size in pages after txid
+	salt1    uint32    // salts of the WAL generation being read
+	salt2    uint32    //
+	offset   int64     // next frame to read; 0 = unknown
+	checksum [2]uint32 // running WAL checksum at offset
+	ckptSeq  uint32
+}
+
+// walAnchor records the WAL end at the moment our read transaction began
+// under the write lock: everything before it had been copied.
+type walAnchor struct {
+	valid       bool
+	offset      int64
+	salt1       uint32
+	salt2       uint32
+	ckptSeq     uint32
+	emptyHeader bool // the WAL had no valid header, so any next generation is fine
+}
+
+// NewDB returns a DB for the database file at path. Call Open to start it.
+func NewDB(path string) *DB {
+	dir, name := filepath.Split(path)
+	return &DB{
+		path:               path,
+		metaPath:           filepath.Join(dir, "."+name+"-litestream"),
+		MonitorInterval:    DefaultMonitorInterval,
+		CheckpointInterval: DefaultCheckpointInterval,
+		MinCheckpointPageN: DefaultMinCheckpointPageCount,
+		TruncatePageN:      DefaultTruncatePageN,
+		BusyTimeout:        DefaultBusyTimeout,
+		MaxSyncWALBytes:    DefaultMaxSyncWALBytes,
+		Logger:             slog.Default(),
+		FS:                 OSFS,
+		changed:            make(chan struct{}),
+		kick:               make(chan struct{}, 1),
+	}
+}
+
+// Path returns the database path.
+func (db *DB) Path() string { return db.path }
+
+// WALPath returns the path of the database's WAL file.
+func (db *DB) WALPath() string { return db.path + "-wal" }
+
+// MetaPath returns the local meta directory.
+func (db *DB) MetaPath() string { return db.metaPath }
+
+// SetMetaPath overrides the meta directory. Call before Open.
+func (db *DB) SetMetaPath(p string) { db.metaPath = p }
+
+// LTXDir returns the local directory of level-0 files.
+func (db *DB) LTXDir() string { return filepath.Join(db.metaPath, "ltx", "0") }
+
+// LTXPath returns the local path of a level-0 file.
+func (db *DB) LTXPath(minTXID, maxTXID ltx.TXID) string {
+	return filepath.Join(db.LTXDir(), ltx.FormatFilename(minTXID, maxTXID))
+}
+
+func (db *DB) logger() *slog.Logger {
+	return db.Logger.With("db", db.path)
+}
+
+// Open starts monitoring the database. The database file need not exist
+// yet: replication begins once it does.
+func (db *DB) Open() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.opened {
+		return errors.New("db already open")
+	}
+	if err := checkDBFile(db.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	db.ctx, db.cancel = context.WithCancel(context.Background())
+	db.opened = true
+	if db.Replica != nil {
+		db.Replica.start(db.ctx)
+	}
+	if db.MonitorInterval > 0 {
+		db.wg.Add(1)
+		go func() { defer db.wg.Done(); db.monitor(db.ctx) }()
+	}
+	return nil
+}
+
+// checkDBFile returns an error unless path is a regular file that is
+// empty or starts with the SQLite header.
+func checkDBFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat database %s: %w", path, err)
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("database path %s is a directory", path)
+	}
+	var hdr [len(sqliteHeader)]byte
+	if n, _ := io.ReadFull(f, hdr[:]); n == 0 {
+		return nil // empty file: SQLite treats it as a new database
+	} else if string(hdr[:n]) != sqliteHeader {
+		return fmt.Errorf("%s: %w (bad file header)", path, ErrNotSQLite)
+	}
+	return nil
+}
+
+// Close stops monitoring, performs a final sync, uploads what remains to
+// the replica (bounded by ctx), releases the read transaction so the
+// application can checkpoint again, and closes the connections.
+func (db *DB) Close(ctx context.Context) error {
+	db.mu.Lock()
+	if !db.opened {
+		db.mu.Unlock()
+		return nil
+	}
+	db.cancel()
+	db.mu.Unlock()
+	db.wg.Wait()
+
+	var errs []error
+	if err := db.Sync(ctx); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("final sync: %w", err))
+	}
+	if db.Replica != nil {
+		if err := db.Replica.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("final replica sync: %w", err))
+		}
+	}
+
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.opened = false
+	errs = append(errs, db.closeConns())
+	return errors.Join(errs...)
+}
+
+func (db *DB) closeConns() error {
+	var errs []error
+	if db.readTx {
+		if _, err := db.readConn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+			errs = append(errs, err)
+		}
+		db.readTx = false
+	}
+	for _, c := range []*sql.Conn{db.readConn, db.writeConn, db.ckptConn} {
+		if c != nil {
+			c.Close()
+		}
+	}
+	db.readConn, db.writeConn, db.ckptConn = nil, nil, nil
+	if db.sqldb != nil {
+		errs = append(errs, db.sqldb.Close())
+		db.sqldb = nil
+	}
+	if db.dbFile != nil {
+		errs = append(errs, db.dbFile.Close())
+		db.dbFile = nil
+	}
+	db.initialized = false
+	return errors.Join(errs...)
+}
+
+// Pos returns the last level-0 TXID written locally.
+func (db *DB) Pos() ltx.TXID {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.pos.txid
+}
+
+// PageSize returns the database page size, 0 before the first sync.
+func (db *DB) PageSize() uint32 {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.pageSize
+}
+
+// Changed returns a channel that is closed the next time a sync writes a
+// level-0 file.
+func (db *DB) Changed() <-chan struct{} {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.changed
+}
+
+// LastSyncAt returns when the last successful sync finished.
+func (db *DB) LastSyncAt() time.Time {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.lastSyncAt
+}
+
+// init opens the SQLite connections, switches the database to WAL mode,
+// loads the position from the meta directory and reconciles it with the
+// replica. It runs on the first sync after the file exists.
+func (db *DB) init(ctx context.Context) (err error) {
+	if err := checkDBFile(db.path); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			db.closeConns()
+		}
+	}()
+	dsn := db.path + "?" + url.Values{"_pragma": {
+		fmt.Sprintf("busy_timeout(%d)", db.BusyTimeout.Milliseconds()),
+		"wal_autocheckpoint(0)",
+	}}.Encode()
+	if db.sqldb, err = sql.Open("sqlite", dsn); err != nil {
+		return fmt.Errorf("open sqlite: %w", err)
+	}
+	for _, c := range []**sql.Conn{&db.writeConn, &db.readConn, &db.ckptConn} {
+		if *c, err = db.sqldb.Conn(ctx); err != nil {
+			return fmt.Errorf("open sqlite connection: %w", err)
+		}
+	}
+	var mode string
+	if err := db.writeConn.QueryRowContext(ctx, "PRAGMA journal_mode = wal").Scan(&mode); err != nil {
+		return fmt.Errorf("enable wal mode: %w", err)
+	} else if mode != "wal" {
+		return fmt.Errorf("enable wal mode: database stayed in %q journal mode", mode)
+	}
+	if err := db.writeConn.QueryRowContext(ctx, "PRAGMA page_size").Scan(&db.pageSize); err != nil {
+		return fmt.Errorf("read page size: %w", err)
+	}
+	if db.dbFile, err = db.FS.OpenFile(db.path, os.O_RDONLY, 0); err != nil {
+		return fmt.Errorf("open database file: %w", err)
+	}
+	if err := db.FS.MkdirAll(db.LTXDir(), 0o755); err != nil {
+		return fmt.Errorf("create meta directory: %w", err)
+	}
+	if err := removeTempFiles(db.FS, db.metaPath); err != nil {
+		return fmt.Errorf("clean meta directory: %w", err)
+	}
+	if err := db.loadPos(); err != nil {
+		return err
+	}
+	if db.Replica != nil {
+		if err := db.reconcileWithReplica(ctx); err != nil {
+			return err
+		}
+	}
+	db.initialized = true
+	db.needResync, db.resyncWhy = true, "startup"
+	return nil
+}
+
+// loadPos reads the newest local level-0 file to find where to resume.
+func (db *DB) loadPos() error {
+	db.pos = walPos{}
+	infos, err := db.localLTXFiles()
+	if err != nil {
+		return err
+	}
+	if len(infos) == 0 {
+		return nil
+	}
+	last := infos[len(infos)-1]
+	f, err := db.FS.OpenFile(db.LTXPath(last.MinTXID, last.MaxTXID), os.O_RDONLY, 0)
+	if err != nil {
+		return fmt.Errorf("open last level-0 file: %w", err)
+	}
+	defer f.Close()
+	hdr, err := ltxfile.ReadHeader(f)
+	if err != nil {
+		return &FileError{Op: "resume", Level: 0, MinTXID: last.MinTXID, MaxTXID: last.MaxTXID, Err: err}
+	}
+	db.pos = walPos{txid: hdr.MaxTXID, commit: hdr.Commit}
+	if hdr.WALOffset > 0 && hdr.PageSize == db.pageSize {
+		db.pos.salt1, db.pos.salt2 = hdr.WALSalt1, hdr.WALSalt2
+		db.pos.offset = hdr.WALOffset + hdr.WALSize
+	}
+	return nil
+}
+
+// localLTXFiles lists the level-0 files in the meta directory, ascending.
+func (db *DB) localLTXFiles() ([]*ltx.FileInfo, error) {
+	entries, err := db.FS.ReadDir(db.LTXDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("list meta directory: %w", err)
+	}
+	var infos []*ltx.FileInfo
+	for _, e := range entries {
+		minTXID, maxTXID, err := ltx.ParseFilename(e.Name())
+		if err != nil {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue
+		}
+		infos = append(infos, &ltx.FileInfo{Level: 0, MinTXID: minTXID, MaxTXID: maxTXID, Size: fi.Size(), CreatedAt: fi.ModTime()})
+	}
+	sort.Slice(infos, func(i, j int) bool { return infos[i].MinTXID < infos[j].MinTXID })
+	return infos, nil
+}
+
+// reconcileWithReplica handles a replica that is ahead of the local state,
+// e.g. after the database was restored from it: numbering continues after
+// the replica's newest TXID, so no TXID is ever written twice.
+func (db *DB) reconcileWithReplica(ctx context.Context) error {
+	remote, err := db.Replica.maxRemoteTXID(ctx)
+	if err != nil {
+		return fmt.Errorf("read replica position: %w", err)
+	}
+	if remote <= db.pos.txid {
+		return nil
+	}
+	db.logger().Info("replica is ahead of local state; continuing after it",
+		"local_txid", db.pos.txid.String(), "replica_txid", remote.String())
+	if err := db.FS.RemoveAll(db.LTXDir()); err != nil {
+		return fmt.Errorf("reset meta directory: %w", err)
+	}
+	if err := db.FS.MkdirAll(db.LTXDir(), 0o755); err != nil {
+		return fmt.Errorf("create meta directory: %w", err)
+	}
+	db.pos = walPos{txid: remote}
+	return nil
+}
+
+// Sync copies new committed WAL frames into level-0 files and runs a
+// checkpoint when one is due.
+func (db *DB) Sync(ctx context.Context) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.syncLocked(ctx)
+}
+
+func (db *DB) syncLocked(ctx context.Context) error {
+	if !db.initialized {
+		if err := db.init(ctx); err != nil {
+			return err
+		}
+	}
+	if err := db.checkFileIdentity(); err != nil {
+		return err
+	}
+	wrote, err := db.syncWAL(ctx)
+	if err != nil {
+		return err
+	}
+	if db.needResync {
+		if err := db.resync(ctx); err != nil {
+			return err
+		}
+		wrote = true
+	}
+	if wrote {
+		db.lastSyncAt = time.Now()
+	}
+	return db.checkpointIfNeeded(ctx)
+}
+
+// checkFileIdentity notices a database file that was deleted or replaced
+// behind us and starts over with a full image of the new file.
+func (db *DB) checkFileIdentity() error {
+	cur, err := db.FS.Stat(db.path)
+	if err != nil {
+		db.closeConns()
+		return fmt.Errorf("stat database: %w", err)
+	}
+	open, err := db.dbFile.Stat()
+	if err != nil {
+		return fmt.Errorf("stat open database: %w", err)
+	}
+	if !os.SameFile(cur, open) {
+		db.logger().Warn("database file was replaced; taking a full image")
+		db.closeConns()
+		return errDBReplaced
+	}
+	return nil
+}
+
+var errDBReplaced = errors.New("database file was replaced; reopening")
+
+// syncWAL writes level-0 files for committed frames not yet copied.
+func (db *DB) syncWAL(ctx context.Context) (bool, error) {
+	if db.needResync {
+		return false, nil // the caller resyncs under the write lock
+	}
+	wal, err := db.FS.OpenFile(db.WALPath(), os.O_RDONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, db.lostContinuity("wal file is missing")
+	} else if err != nil {
+		return false, fmt.Errorf("open wal: %w", err)
+	}
+	defer wal.Close()
+	fi, err := wal.Stat()
+	if err != nil {
+		return false, fmt.Errorf("stat wal: %w", err)
+	}
+	hdr, err := readWALHeader(wal)
+	if errors.Is(err, errWALHeader) {
+		if db.pos.offset > WALHeaderSize && !db.atAnchor() {
+			return false, db.lostContinuity("wal truncated by another process")
+		}
+		return false, nil // empty WAL, nothing committed since
+	} else if err != nil {
+		return false, err
+	}
+	if hdr.pageSize != db.pageSize {
+		return false, db.lostContinuity("wal page size changed")
+	}
+	offset, seed := db.pos.offset, db.pos.checksum
+	if hdr.salt1 != db.pos.salt1 || hdr.salt2 != db.pos.salt2 {
+		if !db.restartFollowsAnchor(hdr) {
+			return false, db.lostContinuity("wal restarted by another process")
+		}
+		offset, seed = WALHeaderSize, hdr.checksum
+	} else if fi.Size() < db.pos.offset {
+		return false, db.lostContinuity("wal truncated by another process")
+	}
+	wrote := false
+	for {
+		seg, err := scanWAL(wal, fi.Size(), hdr, offset, seed, db.MaxSyncWALBytes)
+		if err != nil {
+			return wrote, err
+		}
+		if seg.empty() {
+			return wrote, nil
+		}
+		if err := db.writeLevel0(wal, hdr, seg, false); err != nil {
+			return wrote, err
+		}
+		wrote = true
+		offset, seed = seg.end, seg.checksum
+	}
+}
+
+// restartFollowsAnchor reports whether a new WAL generation began right
+// after the point where we had copied everything, so reading can continue
+// from its first frame.
+func (db *DB) restartFollowsAnchor(hdr walHeader) bool {
+	return db.atAnchor() && (db.anchor.emptyHeader || hdr.checkpointSeq == db.anchor.ckptSeq+1)
+}
+
+// atAnchor reports whether nothing was copied since the anchor was set.
+func (db *DB) atAnchor() bool {
+	a := db.anchor
+	return a.valid && db.pos.offset == a.offset && db.pos.salt1 == a.salt1 && db.pos.salt2 == a.salt2
+}
+
+// lostContinuity schedules a resync, which writes a full image.
+func (db *DB) lostContinuity(why string) error {
+	db.logger().Warn("wal continuity lost; next level-0 file is a full image", "reason", why)
+	db.needResync, db.resyncWhy = true, why
+	db.pos.offset = 0
+	return nil
+}
+
+// resync runs under the write lock: no frame can be appended and no
+// checkpoint can run while it decides whether the WAL still continues the
+// last level-0 file, copies the rest (or a full image), and takes a fresh
+// read transaction anchored at the WAL end.
+func (db *DB) resync(ctx context.Context) error {
+	if err := db.beginWrite(ctx); err != nil {
+		return fmt.Errorf("resync: %w", err)
+	}
+	defer db.endWrite()
+	if err := db.endRead(); err != nil {
+		return fmt.Errorf("resync: %w", err)
+	}
+	if err := db.copyUnderWriteLock(); err != nil {
+		return fmt.Errorf("resync: %w", err)
+	}
+	if err := db.beginRead(ctx); err != nil {
+		return fmt.Errorf("resync: %w", err)
+	}
+	db.needResync, db.resyncWhy = false, ""
+	return nil
+}
+
+// copyUnderWriteLock brings the level-0 files up to the WAL end, as an
+// increment when the WAL provably continues from our position, else as a
+// full image. It sets the anchor to the WAL end.
+func (db *DB) copyUnderWriteLock() error {
+	wal, err := db.FS.OpenFile(db.WALPath(), os.O_RDONLY, 0)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("open wal: %w", err)
+	}
+	var hdr walHeader
+	var size int64
+	hdrOK := false
+	if wal != nil {
+		defer wal.Close()
+		fi, err := wal.Stat()
+		if err != nil {
+			return fmt.Errorf("stat wal: %w", err)
+		}
+		size = fi.Size()
+		if hdr, err = readWALHeader(wal); err == nil {
+			hdrOK = hdr.pageSize == db.pageSize
+		} else if !errors.Is(err, errWALHeader) {
+			return err
+		}
+	}
+
+	full := true
+	offset, seed := int64(WALHeaderSize), hdr.checksum
+	if hdrOK && db.pos.offset > 0 && db.pos.txid > 0 && hdr.salt1 == db.pos.salt1 && hdr.salt2 == db.pos.salt2 && db.pos.offset <= size {
+		sum, ok, err := frameChecksumAt(wal, hdr, db.pos.offset)
+		if err != nil {
+			return err
+		}
+		if ok {
+			full, offset, seed = false, db.pos.offset, sum
+		}
+	}
+	if full && db.pos.txid > 0 {
+		db.logger().Info("writing full image", "reason", db.resyncWhy, "txid", (db.pos.txid + 1).String())
+	}
+
+	seg := &walSegment{start: offset, end: offset, checksum: seed, pages: map[uint32]int64{}}
+	if hdrOK {
+		if seg, err = scanWAL(wal, size, hdr, offset, seed, 0); err != nil {
+			return err
+		}
+	}
+	if full {
+		if err := db.writeLevel0(wal, hdr, seg, true); err != nil {
+			return err
+		}
+	} else if !seg.empty() {
+		if err := db.writeLevel0(wal, hdr, seg, false); err != nil {
+			return err
+		}
+	}
+	db.pos.offset, db.pos.checksum = seg.end, seg.checksum
+	db.pos.salt1, db.pos.salt2, db.pos.ckptSeq = hdr.salt1, hdr.salt2, hdr.checkpointSeq
+	db.anchor = walAnchor{valid: true, offset: seg.end, salt1: hdr.salt1, salt2: hdr.salt2, ckptSeq: hdr.checkpointSeq, emptyHeader: !hdrOK}
+	return nil
+}
+
+// writeLevel0 writes the next level-0 file: the pages of seg, plus growth
+// pages, or every page when full is set.
+func (db *DB) writeLevel0(wal File, hdr walHeader, seg *walSegment, full bool) error {
+	commit := seg.commit
+	if commit == 0 { // full image with no committed WAL frames
+		fi, err := db.dbFile.Stat()
+		if err != nil {
+			return fmt.Errorf("stat database: %w", err)
+		}
+		commit = uint32(fi.Size() / int64(db.pageSize))
+		if commit == 0 {
+			return nil // empty database: nothing to replicate yet
+		}
+	}
+	var pgnos []uint32
+	if full {
+		pgnos = make([]uint32, 0, commit)
+		for p := uint32(1); p <= commit; p++ {
+			pgnos = append(pgnos, p)
+		}
+	} else {
+		pgnos = make([]uint32, 0, len(seg.pages))
+		for p := range seg.pages {
+			pgnos = append(pgnos, p)
+		}
+		// Pages that became part of the database without a WAL frame
+		// of their own are read from the database file.
+		for p := db.pos.commit + 1; p <= commit; p++ {
+			if _, ok := seg.pages[p]; !ok {
+				pgnos = append(pgnos, p)
+			}
+		}
+		slices.Sort(pgnos)
+	}
+
+	txid := db.pos.txid + 1
+	h := ltxfile.Header(db.pageSize, commit, txid, txid, time.Now())
+	if hdr.salt1 != 0 || hdr.salt2 != 0 || seg.end > seg.start {
+		h.WALOffset, h.WALSize = seg.start, seg.end-seg.start
+		h.WALSalt1, h.WALSalt2 = hdr.salt1, hdr.salt2
+	}
+	readPage := func(pgno uint32, buf []byte) error {
+		if off, ok := seg.pages[pgno]; ok {
+			_, err := wal.ReadAt(buf, off+WALFrameHeaderSize)
+			return err
+		}
+		return db.readDBPage(pgno, buf)
+	}
+	path := db.LTXPath(txid, txid)
+	if err := WriteFileAtomic(db.FS, path, 0o644, func(w io.Writer) error {
+		_, err := ltxfile.Encode(w, h, pgnos, readPage)
+		return err
+	}); err != nil {
+		return fmt.Errorf("write level-0 file %s: %w", filepath.Base(path), err)
+	}
+	db.pos.txid, db.pos.commit = txid, commit
+	db.pos.offset, db.pos.checksum = seg.end, seg.checksum
+	db.pos.salt1, db.pos.salt2, db.pos.ckptSeq = hdr.salt1, hdr.salt2, hdr.checkpointSeq
+	db.syncedPages += seg.frames
+	close(db.changed)
+	db.changed = make(chan struct{})
+	return nil
+}
+
+// readDBPage reads a page from the database file; bytes past the end of
+// the file read as zeros.
+func (db *DB) readDBPage(pgno uint32, buf []byte) error {
+	n, err := db.dbFile.ReadAt(buf, int64(pgno-1)*int64(db.pageSize))
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read database page %d: %w", pgno, err)
+	}
+	clear(buf[n:])
+	return nil
+}
+
+// beginRead starts the long-running read transaction.
+func (db *DB) beginRead(ctx context.Context) error {
+	if db.readTx {
+		return nil
+	}
+	if _, err := db.readConn.ExecContext(ctx, "BEGIN"); err != nil {
+		return fmt.Errorf("begin read transaction: %w", err)
+	}
+	var n int
+	if err := db.readConn.QueryRowContext(ctx, "SELECT COUNT(1) FROM sqlite_master").Scan(&n); err != nil {
+		_, _ = db.readConn.ExecContext(ctx, "ROLLBACK")
+		return fmt.Errorf("start read transaction: %w", err)
+	}
+	db.readTx = true
+	return nil
+}
+
+func (db *DB) endRead() error {
+	if !db.readTx {
+		return nil
+	}
+	db.readTx = false
+	if _, err := db.readConn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+		return fmt.Errorf("end read transaction: %w", err)
+	}
+	return nil
+}
+
+// beginWrite takes SQLite's write lock without writing anything, so no
+// frame can be appended until endWrite.
+func (db *DB) beginWrite(ctx context.Context) error {
+	if _, err := db.writeConn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("take write lock: %w", err)
+	}
+	return nil
+}
+
+func (db *DB) endWrite() {
+	if _, err := db.writeConn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+		db.logger().Error("release write lock", "error", err)
+	}
+}
+
+// walPages returns how many frames the synced part of the WAL holds.
+func (db *DB) walPages() int {
+	if db.pos.offset <= WALHeaderSize || db.pageSize == 0 {
+		return 0
+	}
+	return int((db.pos.offset - WALHeaderSize) / (WALFrameHeaderSize + int64(db.pageSize)))
+}
+
+func (db *DB) checkpointIfNeeded(ctx context.Context) error {
+	n := db.walPages()
+	switch {
+	case db.TruncatePageN > 0 && n >= db.TruncatePageN:
+		return db.checkpoint(ctx, CheckpointTruncate)
+	case db.MinCheckpointPageN > 0 && n >= db.MinCheckpointPageN:
+		return db.checkpoint(ctx, CheckpointPassive)
+	case db.CheckpointInterval > 0 && db.syncedPages > 0 && time.Since(db.lastCkptAt) >= db.CheckpointInterval:
+		return db.checkpoint(ctx, CheckpointPassive)
+	}
+	return nil
+}
+
+// Checkpoint modes.
+const (
+	CheckpointPassive  = "PASSIVE"
+	CheckpointTruncate = "TRUNCATE"
+)
+
+// Checkpoint copies any new frames and then checkpoints the WAL.
+func (db *DB) Checkpoint(ctx context.Context, mode string) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if !db.initialized {
+		if err := db.syncLocked(ctx); err != nil {
+			return err
+		}
+	}
+	return db.checkpoint(ctx, mode)
+}
+
+// checkpoint runs with db.mu held. PASSIVE runs entirely under our write
+// lock, after every frame has been copied, so the WAL restart that may
+// follow cannot hide a frame from us. TRUNCATE needs the write lock
+// itself, so we release ours and check afterwards, with PRAGMA
+// data_version, that nobody committed in between; if someone did, the next
+// file is a full image.
+func (db *DB) checkpoint(ctx context.Context, mode string) error {
+	if err := db.beginWrite(ctx); err != nil {
+		if isBusy(err) {
+			return nil // the application is writing; try after the next sync
+		}
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	locked := true
+	defer func() {
+		if locked {
+			db.endWrite()
+		}
+	}()
+	if _, err := db.syncWAL(ctx); err != nil {
+		return fmt.Errorf("checkpoint: sync before: %w", err)
+	}
+	if db.needResync {
+		return nil
+	}
+	before, err := db.dataVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if err := db.endRead(); err != nil {
+		db.needResync = true
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if mode == CheckpointTruncate {
+		db.endWrite()
+		locked = false
+	}
+	var busy, logN, ckptN int
+	err = db.ckptConn.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &logN, &ckptN)
+	if mode == CheckpointTruncate {
+		if werr := db.beginWrite(ctx); werr != nil {
+			db.needResync, db.resyncWhy = true, "write lock after truncate checkpoint"
+			return errors.Join(err, werr)
+		}
+		locked = true
+	}
+	if rerr := db.beginRead(ctx); rerr != nil {
+		db.needResync, db.resyncWhy = true, "read transaction after checkpoint"
+		return errors.Join(err, rerr)
+	}
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", mode, err)
+	}
+	after, err := db.dataVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if before != after {
+		db.needResync, db.resyncWhy = true, "application committed during truncate checkpoint"
+		return nil
+	}
+	// Everything up to here was copied: a WAL restart may follow.
+	db.anchor = walAnchor{valid: true, offset: db.pos.offset, salt1: db.pos.salt1, salt2: db.pos.salt2,
+		ckptSeq: db.pos.ckptSeq, emptyHeader: mode == CheckpointTruncate && busy == 0}
+	db.syncedPages = 0
+	db.lastCkptAt = time.Now()
+	db.logger().Debug("checkpoint", "mode", mode, "busy", busy, "log", logN, "checkpointed", ckptN)
+	return nil
+}
+
+func (db *DB) dataVersion(ctx context.Context) (int64, error) {
+	var v int64
+	if err := db.ckptConn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
+		return 0, fmt.Errorf("read data_version: %w", err)
+	}
+	return v, nil
+}
+
+func isBusy(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "SQLITE_BUSY") || strings.Contains(s, "database is locked")
+}
+
+// monitor syncs when the WAL changes: at once after a quiet period, then
+// at most once per MonitorInterval while writes continue.
+func (db *DB) monitor(ctx context.Context) {
+	unwatch := watchFile(db.WALPath(), db.kick)
+	defer unwatch()
+	poll := time.NewTicker(db.MonitorInterval)
+	defer poll.Stop()
+	var last walStat
+	backoff := time.Duration(0)
+	var lastErrLog time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-db.kick:
+		case <-poll.C:
+			// Fallback for filesystems without inotify and for the
+			// time-based checkpoint; a stat is all it costs when idle.
+			cur := statWAL(db.WALPath())
+			if cur == last && !db.checkpointDue() && db.isInitialized() {
+				continue
+			}
+		}
+		if wait := time.Until(db.LastSyncAt().Add(db.MonitorInterval + backoff)); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		select { // coalesce notifications that arrived while waiting
+		case <-db.kick:
+		default:
+		}
+		last = statWAL(db.WALPath())
+		err := db.Sync(ctx)
+		switch {
+		case err == nil:
+			if backoff > 0 {
+				db.logger().Info("sync recovered")
+			}
+			backoff = 0
+		case errors.Is(err, fs.ErrNotExist) || ctx.Err() != nil:
+		default:
+			backoff = min(max(2*backoff, db.MonitorInterval), 5*time.Minute)
+			if time.Since(lastErrLog) > 30*time.Second {
+				db.logger().Error("sync failed", "error", err, "retry_in", backoff)
+				lastErrLog = time.Now()
+			}
+		}
+	}
+}
+
+func (db *DB) isInitialized() bool {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.initialized
+}
+
+func (db *DB) checkpointDue() bool {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.CheckpointInterval > 0 && db.syncedPages > 0 && time.Since(db.lastCkptAt) >= db.CheckpointInterval
+}
+
+type walStat struct {
+	size  int64
+	mtime time.Time
+}
+
+func statWAL(path string) walStat {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return walStat{}
+	}
+	return walStat{fi.Size(), fi.ModTime()}
+}
+
+// ReadLTXFile opens a local level-0 file.
+func (db *DB) openLocalLTX(minTXID, maxTXID ltx.TXID) (File, error) {
+	return db.FS.OpenFile(db.LTXPath(minTXID, maxTXID), os.O_RDONLY, 0)
+}

@@ -1,0 +1,230 @@
+package ltxfile
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/superfly/ltx"
+)
+
+// Input is one file of a chain to apply.
+type Input struct {
+	Name string                        // used in error messages
+	Open func() (io.ReadCloser, error) // opened lazily, at most maxOpen at a time
+}
+
+// maxOpen bounds how many files are streamed at once; longer chains are
+// merged in consecutive groups. Pages are written in place, so later
+// groups simply overwrite what earlier groups wrote, exactly as applying
+// the files one by one would.
+const maxOpen = 32
+
+// PageWriter receives the final content of each page, in ascending page
+// order within a group.
+type PageWriter interface {
+	WriteAt(p []byte, off int64) (int, error)
+}
+
+// Result describes the database a chain produced.
+type Result struct {
+	PageSize uint32
+	Commit   uint32 // database size in pages
+	MaxTXID  ltx.TXID
+	Trailer  ltx.Trailer // trailer of the newest file
+	Pages    int64       // page writes performed
+}
+
+// Apply merges a chain of LTX files (oldest first; the first must be a
+// full image) into w. For every page the newest file wins; pages beyond
+// the final commit and the lock page are never written. Every file's
+// checksum is verified, and the chain must cover every page of the final
+// database. Memory use is bounded by the page size times the group size,
+// plus one bit per database page.
+func Apply(w PageWriter, inputs []Input) (*Result, error) {
+	if len(inputs) == 0 {
+		return nil, errors.New("apply: no files")
+	}
+	hdrs, err := readHeaders(inputs)
+	if err != nil {
+		return nil, err
+	}
+	last := hdrs[len(hdrs)-1]
+	res := &Result{PageSize: last.PageSize, Commit: last.Commit, MaxTXID: last.MaxTXID}
+	written := newPageSet()
+	for i := 0; i < len(inputs); i += maxOpen {
+		j := min(i+maxOpen, len(inputs))
+		trailer, err := applyGroup(w, inputs[i:j], res, written)
+		if err != nil {
+			return nil, err
+		}
+		res.Trailer = trailer
+	}
+	if missing, ok := written.firstMissing(res.Commit, ltx.LockPgno(res.PageSize)); !ok {
+		return nil, fmt.Errorf("%w: page %d of %d is missing (does the chain start with a full snapshot?)", ErrIncomplete, missing, res.Commit)
+	}
+	return res, nil
+}
+
+// readHeaders checks that every file has a valid header with the same
+// page size and that TXIDs are contiguous, before any page is written.
+func readHeaders(inputs []Input) ([]ltx.Header, error) {
+	hdrs := make([]ltx.Header, len(inputs))
+	for i, in := range inputs {
+		rc, err := in.Open()
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", in.Name, err)
+		}
+		hdr, err := ReadHeader(rc)
+		rc.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", in.Name, err)
+		}
+		if i > 0 {
+			prev := hdrs[i-1]
+			if hdr.PageSize != prev.PageSize {
+				return nil, fmt.Errorf("%s: page size %d differs from %d in the previous file", in.Name, hdr.PageSize, prev.PageSize)
+			}
+			if !ltx.IsContiguous(prev.MaxTXID, hdr.MinTXID, hdr.MaxTXID) {
+				return nil, fmt.Errorf("%s: TXIDs %s-%s do not follow %s", in.Name, hdr.MinTXID, hdr.MaxTXID, prev.MaxTXID)
+			}
+		}
+		hdrs[i] = hdr
+	}
+	return hdrs, nil
+}
+
+// cursor is one open file positioned on its next page.
+type cursor struct {
+	idx  int // position in the chain; higher is newer
+	name string
+	rc   io.ReadCloser
+	dec  *ltx.Decoder
+	pgno uint32
+	buf  []byte
+}
+
+func (c *cursor) advance() error {
+	var ph ltx.PageHeader
+	if err := c.dec.DecodePage(&ph, c.buf); errors.Is(err, io.EOF) {
+		c.pgno = 0
+		if err := c.dec.Close(); err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("%s: decode page: %w", c.name, err)
+	}
+	c.pgno = ph.Pgno
+	return nil
+}
+
+type cursorHeap []*cursor
+
+func (h cursorHeap) Len() int { return len(h) }
+func (h cursorHeap) Less(i, j int) bool {
+	if h[i].pgno != h[j].pgno {
+		return h[i].pgno < h[j].pgno
+	}
+	return h[i].idx > h[j].idx // newest first for the same page
+}
+func (h cursorHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *cursorHeap) Push(x any)   { *h = append(*h, x.(*cursor)) }
+func (h *cursorHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return c
+}
+
+func applyGroup(w PageWriter, inputs []Input, res *Result, written *pageSet) (ltx.Trailer, error) {
+	var cursors []*cursor
+	defer func() {
+		for _, c := range cursors {
+			c.rc.Close()
+		}
+	}()
+	h := make(cursorHeap, 0, len(inputs))
+	for i, in := range inputs {
+		rc, err := in.Open()
+		if err != nil {
+			return ltx.Trailer{}, fmt.Errorf("open %s: %w", in.Name, err)
+		}
+		c := &cursor{idx: i, name: in.Name, rc: rc, dec: ltx.NewDecoder(rc), buf: make([]byte, res.PageSize)}
+		c.dec.SetRetainPageIndex(false)
+		cursors = append(cursors, c)
+		if err := c.dec.DecodeHeader(); err != nil {
+			return ltx.Trailer{}, fmt.Errorf("%s: decode header: %w", in.Name, err)
+		}
+		if err := c.advance(); err != nil {
+			return ltx.Trailer{}, err
+		}
+		if c.pgno != 0 {
+			h = append(h, c)
+		}
+	}
+	heap.Init(&h)
+	lockPgno := ltx.LockPgno(res.PageSize)
+	for h.Len() > 0 {
+		top := h[0]
+		pgno := top.pgno
+		if pgno <= res.Commit && pgno != lockPgno {
+			if _, err := w.WriteAt(top.buf, int64(pgno-1)*int64(res.PageSize)); err != nil {
+				return ltx.Trailer{}, fmt.Errorf("write page %d: %w", pgno, err)
+			}
+			written.add(pgno)
+			res.Pages++
+		}
+		// Advance every cursor positioned on this page; older versions
+		// are superseded.
+		for h.Len() > 0 && h[0].pgno == pgno {
+			c := h[0]
+			if err := c.advance(); err != nil {
+				return ltx.Trailer{}, err
+			}
+			if c.pgno == 0 {
+				heap.Pop(&h)
+			} else if c.pgno <= pgno {
+				return ltx.Trailer{}, fmt.Errorf("%s: page %d out of order after page %d", c.name, c.pgno, pgno)
+			} else {
+				heap.Fix(&h, 0)
+			}
+		}
+	}
+	return cursors[len(cursors)-1].dec.Trailer(), nil
+}
+
+// pageSet is a sparse bitmap of page numbers, allocated in chunks so a
+// hostile header with an absurd commit cannot force a huge allocation.
+type pageSet struct {
+	chunks map[uint32]*[1024]uint64 // 65536 pages per chunk
+}
+
+func newPageSet() *pageSet { return &pageSet{chunks: make(map[uint32]*[1024]uint64)} }
+
+func (s *pageSet) add(pgno uint32) {
+	c := s.chunks[pgno>>16]
+	if c == nil {
+		c = new([1024]uint64)
+		s.chunks[pgno>>16] = c
+	}
+	c[(pgno&0xffff)>>6] |= 1 << (pgno & 63)
+}
+
+func (s *pageSet) has(pgno uint32) bool {
+	c := s.chunks[pgno>>16]
+	return c != nil && c[(pgno&0xffff)>>6]&(1<<(pgno&63)) != 0
+}
+
+// firstMissing returns the lowest page in 1..commit (except skip) that is
+// not in the set. A per-page loop is fast enough: 2.6M pages for a 10 GB
+// database take milliseconds.
+func (s *pageSet) firstMissing(commit, skip uint32) (uint32, bool) {
+	for pgno := uint32(1); pgno <= commit && pgno != 0; pgno++ {
+		if pgno != skip && !s.has(pgno) {
+			return pgno, false
+		}
+	}
+	return 0, true
+}

@@ -1,0 +1,313 @@
+package litestream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/sqlitebackup/litestream/ltxfile"
+)
+
+// Replica ships a DB's level-0 files to a ReplicaClient in TXID order and
+// tracks how far the replica has got.
+//
+// Uploads are event driven: the first change after a quiet period is sent
+// at once, then at most one upload pass per SyncInterval while changes
+// keep coming, so the cost under load stays what it is upstream.
+type Replica struct {
+	db     *DB
+	Client ReplicaClient
+
+	// SyncInterval is the minimum time between upload passes.
+	SyncInterval time.Duration
+	Logger       *slog.Logger
+
+	syncMu sync.Mutex // serialises upload passes
+
+	mu           sync.Mutex // guards the fields below
+	pos          ltx.TXID   // highest TXID known to be in the replica
+	posKnown     bool
+	lastUploadAt time.Time
+	advanced     chan struct{} // closed and replaced when pos advances
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	kick   chan struct{}
+}
+
+// NewReplica attaches a replica to db. Call before db.Open.
+func NewReplica(db *DB, client ReplicaClient) *Replica {
+	r := &Replica{
+		db:           db,
+		Client:       client,
+		SyncInterval: DefaultSyncInterval,
+		Logger:       db.Logger,
+		advanced:     make(chan struct{}),
+		kick:         make(chan struct{}, 1),
+	}
+	db.Replica = r
+	return r
+}
+
+func (r *Replica) logger() *slog.Logger {
+	return r.Logger.With("db", r.db.Path(), "replica", r.Client.Type())
+}
+
+// Pos returns the highest TXID known to be in the replica.
+func (r *Replica) Pos() ltx.TXID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pos
+}
+
+func (r *Replica) setPos(txid ltx.TXID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pos, r.posKnown = txid, true
+	close(r.advanced)
+	r.advanced = make(chan struct{})
+}
+
+// maxRemoteTXID returns the highest TXID held by any level of the replica.
+func (r *Replica) maxRemoteTXID(ctx context.Context) (ltx.TXID, error) {
+	var maxTXID ltx.TXID
+	for level := 0; level <= SnapshotLevel; level++ {
+		infos, err := LTXFileInfos(ctx, r.Client, level, 0, false)
+		if err != nil {
+			return 0, err
+		}
+		for _, info := range infos {
+			maxTXID = max(maxTXID, info.MaxTXID)
+		}
+	}
+	return maxTXID, nil
+}
+
+// Sync uploads every local level-0 file the replica does not have yet.
+func (r *Replica) Sync(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		gapAt, err := r.upload(ctx)
+		if err != nil || gapAt == 0 {
+			return err
+		}
+		if attempt > 0 {
+			return fmt.Errorf("replica at TXID %s cannot be continued from local files", gapAt)
+		}
+		// The replica lacks files we no longer have locally (a fresh or
+		// rolled-back replica): restart it from a full image, which is
+		// uploaded as a snapshot so restores can start from it.
+		r.logger().Info("replica is missing history; starting it from a full snapshot", "replica_txid", gapAt.String())
+		txid, err := r.db.writeFullImage(ctx)
+		if err != nil {
+			return fmt.Errorf("full image for replica: %w", err)
+		}
+		if err := r.uploadSnapshot(ctx, txid); err != nil {
+			return err
+		}
+	}
+}
+
+// upload runs one pass. It returns a non-zero TXID if the next file the
+// replica needs is missing locally.
+func (r *Replica) upload(ctx context.Context) (gapAt ltx.TXID, err error) {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+
+	r.mu.Lock()
+	known, pos := r.posKnown, r.pos
+	r.mu.Unlock()
+	if !known {
+		if pos, err = r.maxRemoteTXID(ctx); err != nil {
+			return 0, fmt.Errorf("read replica position: %w", err)
+		}
+		r.setPos(pos)
+	}
+	infos, err := r.db.localLTXFiles()
+	if err != nil {
+		return 0, err
+	}
+	for _, info := range infos {
+		if info.MaxTXID <= pos {
+			continue
+		}
+		if info.MinTXID != pos+1 {
+			return pos + 1, nil
+		}
+		if err := r.uploadFile(ctx, info); err != nil {
+			r.mu.Lock()
+			r.posKnown = false // re-read the replica before trusting pos again
+			r.mu.Unlock()
+			return 0, err
+		}
+		pos = info.MaxTXID
+		r.setPos(pos)
+	}
+	r.mu.Lock()
+	r.lastUploadAt = time.Now()
+	r.mu.Unlock()
+	return 0, nil
+}
+
+func (r *Replica) uploadFile(ctx context.Context, info *ltx.FileInfo) error {
+	f, err := r.db.openLocalLTX(info.MinTXID, info.MaxTXID)
+	if err != nil {
+		return &FileError{Op: "upload", Level: 0, MinTXID: info.MinTXID, MaxTXID: info.MaxTXID, Err: err}
+	}
+	defer f.Close()
+	if _, err := r.Client.WriteLTXFile(ctx, 0, info.MinTXID, info.MaxTXID, f); err != nil {
+		return &FileError{Op: "upload", Level: 0, MinTXID: info.MinTXID, MaxTXID: info.MaxTXID, Err: err}
+	}
+	return nil
+}
+
+// uploadSnapshot re-encodes the full-image level-0 file txid as snapshot
+// 1-txid in the snapshot level, then marks the replica as positioned just
+// before txid so the level-0 file itself is uploaded next.
+func (r *Replica) uploadSnapshot(ctx context.Context, txid ltx.TXID) error {
+	f, err := r.db.openLocalLTX(txid, txid)
+	if err != nil {
+		return fmt.Errorf("open full image: %w", err)
+	}
+	defer f.Close()
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(ltxfile.Rebase(pw, f, 1)) }()
+	_, err = r.Client.WriteLTXFile(ctx, SnapshotLevel, 1, txid, pr)
+	pr.CloseWithError(err)
+	if err != nil {
+		return &FileError{Op: "upload snapshot", Level: SnapshotLevel, MinTXID: 1, MaxTXID: txid, Err: err}
+	}
+	r.setPos(txid - 1)
+	return nil
+}
+
+// WaitFor uploads now and returns once the replica holds txid.
+func (r *Replica) WaitFor(ctx context.Context, txid ltx.TXID) error {
+	for {
+		r.mu.Lock()
+		pos, advanced := r.pos, r.advanced
+		r.mu.Unlock()
+		if pos >= txid {
+			return nil
+		}
+		if err := r.Sync(ctx); err != nil {
+			return err
+		}
+		if r.Pos() >= txid {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-advanced:
+		}
+	}
+}
+
+// start launches the upload loop.
+func (r *Replica) start(ctx context.Context) {
+	ctx, r.cancel = context.WithCancel(ctx)
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); r.monitor(ctx) }()
+}
+
+// Stop ends the upload loop and makes a final upload pass, retrying until
+// it succeeds or ctx ends.
+func (r *Replica) Stop(ctx context.Context) error {
+	if r.cancel != nil {
+		r.cancel()
+		r.wg.Wait()
+	}
+	for {
+		err := r.Sync(ctx)
+		if err == nil {
+			return nil
+		}
+		r.logger().Warn("final replica sync failed; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		case <-time.After(DefaultShutdownSyncInterval):
+		}
+	}
+}
+
+func (r *Replica) monitor(ctx context.Context) {
+	var backoff time.Duration
+	var lastErrLog time.Time
+	changed := r.db.Changed()
+	// Upload whatever is pending from before we started.
+	kick(r.kick)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-r.kick:
+		}
+		changed = r.db.Changed()
+		r.mu.Lock()
+		wait := time.Until(r.lastUploadAt.Add(r.SyncInterval + backoff))
+		r.mu.Unlock()
+		if wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		err := r.Sync(ctx)
+		switch {
+		case err == nil:
+			if backoff > 0 {
+				r.logger().Info("replica sync recovered")
+			}
+			backoff = 0
+		case ctx.Err() != nil:
+			return
+		default:
+			backoff = min(max(2*backoff, r.SyncInterval), 5*time.Minute)
+			if time.Since(lastErrLog) > 30*time.Second {
+				r.logger().Error("replica sync failed", "error", err, "retry_in", backoff)
+				lastErrLog = time.Now()
+			}
+			r.mu.Lock()
+			r.lastUploadAt = time.Now()
+			r.mu.Unlock()
+			kick(r.kick) // retry after the backoff even without new changes
+		}
+	}
+}
+
+// SyncAndWait copies new WAL frames into a level-0 file and returns once
+// the replica holds it: the change committed before the call is then
+// safe in the replica.
+func (db *DB) SyncAndWait(ctx context.Context) error {
+	if err := db.Sync(ctx); err != nil {
+		return err
+	}
+	if db.Replica == nil {
+		return errors.New("sync and wait: no replica attached")
+	}
+	return db.Replica.WaitFor(ctx, db.Pos())
+}
+
+// writeFullImage forces the next level-0 file to be a full image of the
+// database and returns its TXID.
+func (db *DB) writeFullImage(ctx context.Context) (ltx.TXID, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if err := db.syncLocked(ctx); err != nil {
+		return 0, err
+	}
+	db.needResync, db.resyncWhy, db.pos.offset = true, "replica needs a full image", 0
+	if err := db.resync(ctx); err != nil {
+		return 0, err
+	}
+	return db.pos.txid, nil
+}

@@ -1,0 +1,243 @@
+package litestream
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"path/filepath"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/sqlitebackup/litestream/ltxfile"
+)
+
+// RestoreTarget selects the state to restore: the latest (zero value), a
+// TXID, or the last state whose files were all created at or before a
+// timestamp.
+type RestoreTarget struct {
+	TXID      ltx.TXID
+	Timestamp time.Time
+}
+
+func (t RestoreTarget) maxTXID() ltx.TXID {
+	if t.TXID != 0 {
+		return t.TXID
+	}
+	return ltx.TXID(math.MaxUint64)
+}
+
+func (t RestoreTarget) admits(info *ltx.FileInfo) bool {
+	return info.MaxTXID <= t.maxTXID() && (t.Timestamp.IsZero() || !info.CreatedAt.After(t.Timestamp))
+}
+
+// CalcRestorePlan returns the shortest chain of files that rebuilds the
+// database at target: the newest usable snapshot, then, repeatedly, the
+// file from any level that extends the chain furthest. Greedy furthest
+// reach gives the fewest files for contiguous ranges.
+func CalcRestorePlan(ctx context.Context, client ReplicaClient, target RestoreTarget) ([]*ltx.FileInfo, error) {
+	useMetadata := !target.Timestamp.IsZero()
+	levels := make([][]*ltx.FileInfo, SnapshotLevel+1)
+	var total int
+	var earliest, latest time.Time
+	var maxTXID ltx.TXID
+	for level := 0; level <= SnapshotLevel; level++ {
+		infos, err := LTXFileInfos(ctx, client, level, 0, useMetadata)
+		if err != nil {
+			return nil, err
+		}
+		levels[level] = infos
+		total += len(infos)
+		for _, info := range infos {
+			if earliest.IsZero() || info.CreatedAt.Before(earliest) {
+				earliest = info.CreatedAt
+			}
+			latest = maxTime(latest, info.CreatedAt)
+			maxTXID = max(maxTXID, info.MaxTXID)
+		}
+	}
+	if total == 0 {
+		return nil, ErrNoBackup
+	}
+	if !target.Timestamp.IsZero() && target.Timestamp.Before(earliest) {
+		return nil, fmt.Errorf("%w: timestamp %s is before the first backup (%s)", ErrTxNotAvailable,
+			target.Timestamp.UTC().Format(time.RFC3339Nano), earliest.UTC().Format(time.RFC3339Nano))
+	}
+	if target.TXID > maxTXID {
+		return nil, fmt.Errorf("%w: TXID %s is beyond the replica's last TXID %s", ErrTxNotAvailable, target.TXID, maxTXID)
+	}
+
+	var plan []*ltx.FileInfo
+	var cur ltx.TXID
+	for _, info := range levels[SnapshotLevel] {
+		if info.MinTXID == 1 && target.admits(info) && info.MaxTXID >= cur {
+			if len(plan) == 0 || info.MaxTXID > plan[0].MaxTXID {
+				plan = []*ltx.FileInfo{info}
+				cur = info.MaxTXID
+			}
+		}
+	}
+	for cur < target.maxTXID() {
+		var best *ltx.FileInfo
+		for level := MaxCompactionLevel; level >= 0; level-- {
+			for _, info := range levels[level] {
+				if info.MinTXID > cur+1 || info.MaxTXID <= cur || !target.admits(info) {
+					continue
+				}
+				if best == nil || info.MaxTXID > best.MaxTXID || (info.MaxTXID == best.MaxTXID && info.MinTXID < best.MinTXID) {
+					best = info
+				}
+			}
+		}
+		if best == nil {
+			break
+		}
+		plan = append(plan, best)
+		cur = best.MaxTXID
+	}
+
+	switch {
+	case len(plan) == 0:
+		return nil, fmt.Errorf("%w: no file starts the chain at TXID 1 (no snapshot)", ErrNoBackup)
+	case target.TXID != 0 && cur != target.TXID:
+		return nil, fmt.Errorf("%w: TXID %s is not reachable; the chain of files ends at %s", ErrTxNotAvailable, target.TXID, cur)
+	case target.TXID == 0 && target.Timestamp.IsZero() && cur < maxTXID:
+		return nil, fmt.Errorf("replica has a gap: no file covers TXID %s (the chain ends at %s, the replica reaches %s); %s",
+			cur+1, cur, maxTXID, describeNextFile(levels, cur))
+	}
+	return plan, nil
+}
+
+func describeNextFile(levels [][]*ltx.FileInfo, cur ltx.TXID) string {
+	var next *ltx.FileInfo
+	for _, infos := range levels {
+		for _, info := range infos {
+			if info.MaxTXID > cur && (next == nil || info.MinTXID < next.MinTXID) {
+				next = info
+			}
+		}
+	}
+	if next == nil {
+		return "no later file"
+	}
+	return fmt.Sprintf("next file is level %d %s", next.Level, ltx.FormatFilename(next.MinTXID, next.MaxTXID))
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// RestoreOptions configure Restore.
+type RestoreOptions struct {
+	OutputPath     string
+	Target         RestoreTarget
+	IntegrityCheck string // "", "none", "quick" or "full"
+	FS             FS
+}
+
+// RestoreResult describes what Restore produced.
+type RestoreResult struct {
+	TXID     ltx.TXID
+	PageSize uint32
+	Commit   uint32
+	Files    int
+}
+
+// Restore rebuilds the database at opt.Target into opt.OutputPath. Pages
+// stream from the replica straight into <output>.tmp, each final page
+// written once; the file is verified, fsynced and renamed into place, so
+// the output path never holds a partial database. The output must not
+// exist (the CLI's -force removes it first).
+func Restore(ctx context.Context, client ReplicaClient, opt RestoreOptions) (*RestoreResult, error) {
+	fsys := opt.FS
+	if fsys == nil {
+		fsys = OSFS
+	}
+	if opt.OutputPath == "" {
+		return nil, errors.New("restore: output path required")
+	}
+	if _, err := fsys.Stat(opt.OutputPath); err == nil {
+		return nil, fmt.Errorf("restore: output %s already exists", opt.OutputPath)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	plan, err := CalcRestorePlan(ctx, client, opt.Target)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	res, err := restorePlan(ctx, client, plan, opt.OutputPath, fsys)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	if err := IntegrityCheck(ctx, opt.OutputPath, opt.IntegrityCheck); err != nil {
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			_ = fsys.Remove(opt.OutputPath + suffix)
+		}
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	return res, nil
+}
+
+func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo, outputPath string, fsys FS) (_ *RestoreResult, err error) {
+	if err := fsys.MkdirAll(filepath.Dir(outputPath), 0o755); err != nil {
+		return nil, err
+	}
+	inputs := make([]ltxfile.Input, len(plan))
+	for i, info := range plan {
+		info := info
+		inputs[i] = ltxfile.Input{
+			Name: fmt.Sprintf("level %d file %s", info.Level, ltx.FormatFilename(info.MinTXID, info.MaxTXID)),
+			Open: func() (io.ReadCloser, error) {
+				return client.OpenLTXFile(ctx, info.Level, info.MinTXID, info.MaxTXID, 0, 0)
+			},
+		}
+	}
+	var res *ltxfile.Result
+	err = WriteFileAtomic(fsys, outputPath, 0o644, func(w io.Writer) error {
+		f := w.(File)
+		if res, err = ltxfile.Apply(f, inputs); err != nil {
+			return err
+		}
+		return f.Truncate(int64(res.Commit) * int64(res.PageSize))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &RestoreResult{TXID: res.MaxTXID, PageSize: res.PageSize, Commit: res.Commit, Files: len(plan)}, nil
+}
+
+// IntegrityCheck runs PRAGMA quick_check ("quick") or integrity_check
+// ("full") on the database at path; "" and "none" do nothing.
+func IntegrityCheck(ctx context.Context, path, mode string) error {
+	var pragma string
+	switch mode {
+	case "", "none":
+		return nil
+	case "quick":
+		pragma = "PRAGMA quick_check"
+	case "full":
+		pragma = "PRAGMA integrity_check"
+	default:
+		return fmt.Errorf("invalid integrity check mode %q (expected none, quick or full)", mode)
+	}
+	db, err := sql.Open("sqlite", path+"?mode=ro")
+	if err != nil {
+		return fmt.Errorf("integrity check: %w", err)
+	}
+	defer db.Close()
+	var result string
+	if err := db.QueryRowContext(ctx, pragma).Scan(&result); err != nil {
+		return fmt.Errorf("integrity check: %w", err)
+	}
+	if result != "ok" {
+		return fmt.Errorf("integrity check failed: %s", result)
+	}
+	return nil
+}
