@@ -157,7 +157,7 @@ func (db *DB) Open() error {
 	if db.opened {
 		return errors.New("db already open")
 	}
-	if err := checkDBFile(db.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := CheckDBFile(db.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	db.ctx, db.cancel = context.WithCancel(context.Background())
@@ -172,9 +172,9 @@ func (db *DB) Open() error {
 	return nil
 }
 
-// checkDBFile returns an error unless path is a regular file that is
+// CheckDBFile returns an error unless path is a regular file that is
 // empty or starts with the SQLite header.
-func checkDBFile(path string) error {
+func CheckDBFile(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", path, err)
@@ -285,7 +285,7 @@ func (db *DB) LastSyncAt() time.Time {
 // loads the position from the meta directory and reconciles it with the
 // replica. It runs on the first sync after the file exists.
 func (db *DB) init(ctx context.Context) (err error) {
-	if err := checkDBFile(db.path); err != nil {
+	if err := CheckDBFile(db.path); err != nil {
 		return err
 	}
 	defer func() {
@@ -660,7 +660,7 @@ func (db *DB) writeLevel0(wal File, hdr walHeader, seg *walSegment, full bool) e
 	}
 
 	txid := db.pos.txid + 1
-	h := ltxfile.Header(db.pageSize, commit, txid, txid, time.Now())
+	h := ltxfile.Header(db.pageSize, commit, txid, txid, ceilMilli(time.Now()))
 	if hdr.salt1 != 0 || hdr.salt2 != 0 || seg.end > seg.start {
 		h.WALOffset, h.WALSize = seg.start, seg.end-seg.start
 		h.WALSalt1, h.WALSalt2 = hdr.salt1, hdr.salt2
@@ -686,6 +686,16 @@ func (db *DB) writeLevel0(wal File, hdr walHeader, seg *walSegment, full bool) e
 	close(db.changed)
 	db.changed = make(chan struct{})
 	return nil
+}
+
+// ceilMilli rounds t up to a whole millisecond. LTX timestamps have
+// millisecond precision and a file must never claim to be older than the
+// commits it holds, or a -timestamp restore could include a later change.
+func ceilMilli(t time.Time) time.Time {
+	if r := t.Truncate(time.Millisecond); !r.Equal(t) {
+		return r.Add(time.Millisecond)
+	}
+	return t
 }
 
 // readDBPage reads a page from the database file; bytes past the end of

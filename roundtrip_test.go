@@ -1,112 +1,115 @@
 package litestream_test
 
 import (
-	"context"
-	"crypto/sha256"
-	"database/sql"
 	"fmt"
-	"path/filepath"
+	"math/rand/v2"
 	"testing"
-	"time"
-
-	_ "modernc.org/sqlite"
 
 	"github.com/sqlitebackup/litestream"
-	"github.com/sqlitebackup/litestream/file"
 )
 
-func openApp(t testing.TB, path string, pageSize int) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(wal)"+fmt.Sprintf("&_pragma=page_size(%d)", pageSize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+// workload applies random application activity: inserts, updates,
+// deletes, schema changes, large blobs, VACUUM, long transactions and
+// bursts of small ones. Each step is one or more commits.
+type workload struct {
+	t    *testing.T
+	h    *harness
+	rng  *rand.Rand
+	next int
 }
 
-func mustExec(t testing.TB, db *sql.DB, q string, args ...any) {
-	t.Helper()
-	if _, err := db.Exec(q, args...); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-}
-
-// contentHash hashes every row of every user table, in order.
-func contentHash(t testing.TB, path string) string {
-	t.Helper()
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var check string
-	if err := db.QueryRow("PRAGMA integrity_check").Scan(&check); err != nil || check != "ok" {
-		t.Fatalf("integrity_check on %s: %q %v", path, check, err)
-	}
-	rows, err := db.Query("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var n string
-		rows.Scan(&n)
-		tables = append(tables, n)
-	}
-	rows.Close()
-	h := sha256.New()
-	for _, tbl := range tables {
-		fmt.Fprintf(h, "table %s\n", tbl)
-		rows, err := db.Query(fmt.Sprintf("SELECT * FROM %q ORDER BY 1", tbl))
+func (w *workload) step() {
+	app := w.h.app
+	switch w.rng.IntN(9) {
+	case 0: // one transaction with many inserts
+		tx, err := app.Begin()
 		if err != nil {
-			t.Fatal(err)
+			w.t.Fatal(err)
 		}
-		cols, _ := rows.Columns()
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		for rows.Next() {
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
+		n := 50 + w.rng.IntN(500)
+		for i := 0; i < n; i++ {
+			if _, err := tx.Exec("INSERT INTO items (name, qty, data) VALUES (?, ?, ?)", fmt.Sprintf("item-%d", w.next), w.rng.IntN(1000), randBytes(w.rng, w.rng.IntN(300))); err != nil {
+				w.t.Fatal(err)
 			}
-			fmt.Fprintf(h, "%v\n", vals)
+			w.next++
 		}
-		rows.Close()
+		if err := tx.Commit(); err != nil {
+			w.t.Fatal(err)
+		}
+	case 1: // many small transactions
+		for i := 0; i < 20; i++ {
+			mustExec(w.t, app, "INSERT INTO items (name, qty) VALUES (?, ?)", fmt.Sprintf("small-%d", w.next), i)
+			w.next++
+		}
+	case 2:
+		mustExec(w.t, app, "UPDATE items SET qty = qty + 1, name = name || 'u' WHERE id % ? = 0", 2+w.rng.IntN(5))
+	case 3:
+		mustExec(w.t, app, "DELETE FROM items WHERE id % ? = 0", 3+w.rng.IntN(7))
+	case 4: // large blob spanning many overflow pages
+		mustExec(w.t, app, "INSERT INTO blobs (data) VALUES (?)", randBytes(w.rng, 50_000+w.rng.IntN(400_000)))
+	case 5:
+		mustExec(w.t, app, "DELETE FROM blobs WHERE id IN (SELECT id FROM blobs ORDER BY random() LIMIT 2)")
+	case 6: // schema change
+		name := fmt.Sprintf("extra_%d", w.next)
+		w.next++
+		mustExec(w.t, app, fmt.Sprintf("CREATE TABLE %s (k TEXT PRIMARY KEY, v) WITHOUT ROWID", name))
+		mustExec(w.t, app, fmt.Sprintf("INSERT INTO %s VALUES ('a', 1), ('b', 2.5), ('c', x'00ff')", name))
+		mustExec(w.t, app, fmt.Sprintf("CREATE INDEX IF NOT EXISTS items_qty_%d ON items (qty)", w.rng.IntN(3)))
+	case 7: // shrink the file
+		mustExec(w.t, app, "DELETE FROM blobs")
+		mustExec(w.t, app, "VACUUM")
+	case 8: // a transaction rolled back: must never appear
+		tx, err := app.Begin()
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		if _, err := tx.Exec("INSERT INTO items (name) SELECT 'ghost' FROM items LIMIT 100"); err != nil {
+			w.t.Fatal(err)
+		}
+		if err := tx.Rollback(); err != nil {
+			w.t.Fatal(err)
+		}
 	}
-	return fmt.Sprintf("%x", h.Sum(nil))
 }
 
-func TestQuickRoundTrip(t *testing.T) {
-	dir := t.TempDir()
-	dbPath := filepath.Join(dir, "app.db")
-	app := openApp(t, dbPath, 4096)
-	mustExec(t, app, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
-	db := litestream.NewDB(dbPath)
-	db.MonitorInterval = 0
-	client := file.NewReplicaClient(filepath.Join(dir, "replica"))
-	litestream.NewReplica(db, client)
-	if err := db.Open(); err != nil {
-		t.Fatal(err)
+func randBytes(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
 	}
-	ctx := context.Background()
-	for i := 0; i < 50; i++ {
-		mustExec(t, app, "INSERT INTO t (v) VALUES (?)", fmt.Sprintf("row %d %s", i, time.Now()))
-		if err := db.SyncAndWait(ctx); err != nil {
-			t.Fatal(err)
+	return b
+}
+
+func runWorkload(t *testing.T, pageSize, steps int, seed uint64) {
+	h := newHarness(t, pageSize, func(db *litestream.DB) {
+		db.MinCheckpointPageN = 64 // checkpoint and restart the WAL often
+	})
+	mustExec(t, h.app, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, data BLOB)")
+	mustExec(t, h.app, "CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB)")
+	h.sync()
+	w := &workload{t: t, h: h, rng: rand.New(rand.NewPCG(seed, uint64(pageSize)))}
+	for i := 0; i < steps; i++ {
+		w.step()
+		if w.rng.IntN(3) > 0 { // sometimes several steps go into one sync
+			h.sync()
 		}
 	}
-	want := contentHash(t, dbPath)
-	if err := db.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "out.db")
-	if _, err := litestream.Restore(ctx, client, litestream.RestoreOptions{OutputPath: out}); err != nil {
-		t.Fatal(err)
-	}
-	if got := contentHash(t, out); got != want {
-		t.Fatalf("content mismatch")
+	h.sync()
+	h.verifyAll()
+}
+
+// TestRoundTripRandomWorkload replicates random activity and checks that
+// every TXID and timestamp restores to exactly what was committed.
+func TestRoundTripRandomWorkload(t *testing.T) {
+	runWorkload(t, 4096, 40, 1)
+}
+
+// TestRoundTripPageSizes runs a shorter workload at every page size.
+func TestRoundTripPageSizes(t *testing.T) {
+	for _, ps := range []int{512, 1024, 4096, 8192, 16384, 32768, 65536} {
+		t.Run(fmt.Sprint(ps), func(t *testing.T) {
+			t.Parallel()
+			runWorkload(t, ps, 12, 2)
+		})
 	}
 }
