@@ -134,4 +134,3 @@ func TestTruncateCheckpoint(t *testing.T) {
 	}
 	h.verifyAll()
 }
-

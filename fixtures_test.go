@@ -202,4 +202,3 @@ func TestRestoreEveryPlanGivesSameBytes(t *testing.T) {
 		t.Fatalf("sha256 %s, want %s", got, fc.Final.SHA256)
 	}
 }
-

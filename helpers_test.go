@@ -103,14 +103,14 @@ func contentHash(t testing.TB, path string) string {
 // harness is a database replicated to a file replica with manual syncs,
 // recording the application's content at every TXID.
 type harness struct {
-	t       *testing.T
-	dir     string
-	dbPath  string
-	app     *sql.DB
-	db      *litestream.DB
-	client  *file.ReplicaClient
-	states  map[ltx.TXID]string // content hash after each TXID
-	ctx     context.Context
+	t      *testing.T
+	dir    string
+	dbPath string
+	app    *sql.DB
+	db     *litestream.DB
+	client *file.ReplicaClient
+	states map[ltx.TXID]string // content hash after each TXID
+	ctx    context.Context
 }
 
 func newHarness(t *testing.T, pageSize int, configure func(db *litestream.DB)) *harness {
