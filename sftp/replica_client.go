@@ -310,12 +310,9 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	var n int64
 	// Not retried on a lost connection: r is already partly consumed.
 	err = c.withConn(ctx, false, func(conn *connection) error {
-		if err := conn.sftp.MkdirAll(dir); err != nil {
-			return c.errorf("create directory %s: %w", dir, err)
-		}
 		tmp := final + "." + randomSuffix() + litestream.TempSuffix
 		var err error
-		if n, err = c.upload(ctx, conn, tmp, r, createdAt); err == nil {
+		if n, err = c.upload(ctx, conn, dir, tmp, r, createdAt); err == nil {
 			err = c.rename(conn, tmp, final)
 		}
 		if err != nil {
@@ -329,9 +326,18 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: n, CreatedAt: createdAt}, nil
 }
 
-// upload writes r to a new file and stamps its mtime.
-func (c *ReplicaClient) upload(ctx context.Context, conn *connection, p string, r io.Reader, mtime time.Time) (int64, error) {
-	f, err := conn.sftp.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+// upload writes r to a new file p in dir and stamps its mtime. dir is
+// created only when missing, which saves a round trip on every write but
+// the first of a level.
+func (c *ReplicaClient) upload(ctx context.Context, conn *connection, dir, p string, r io.Reader, mtime time.Time) (int64, error) {
+	const flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	f, err := conn.sftp.OpenFile(p, flags)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := conn.sftp.MkdirAll(dir); err != nil {
+			return 0, c.errorf("create directory %s: %w", dir, err)
+		}
+		f, err = conn.sftp.OpenFile(p, flags)
+	}
 	if err != nil {
 		return 0, c.errorf("create %s: %w", p, err)
 	}

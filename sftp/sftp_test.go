@@ -138,6 +138,20 @@ func TestReplicaClient_WriteListReadDelete(t *testing.T) {
 	}
 }
 
+// concurrent-writes: false takes the plain io.Copy path.
+func TestReplicaClient_SequentialWrites(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.ConcurrentWrites = false
+	c := newClient(t, cfg)
+	data := ltxBytes(t, 3, 4, time.Now(), bytes.Repeat([]byte("abcdefgh"), 100_000))
+	if _, err := c.WriteLTXFile(t.Context(), 2, 3, 4, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, c, 2, 3, 4, 0, 0); !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes, want the %d written", len(got), len(data))
+	}
+}
+
 func readAll(t *testing.T, c litestream.ReplicaClient, level int, minTXID, maxTXID ltx.TXID, offset, size int64) []byte {
 	t.Helper()
 	rc, err := c.OpenLTXFile(t.Context(), level, minTXID, maxTXID, offset, size)
