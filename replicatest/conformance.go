@@ -77,6 +77,7 @@ func RunConformance(t *testing.T, newClient NewClientFunc) {
 		{"Timestamps", testTimestamps},
 		{"MissingFile", testMissingFile},
 		{"RewriteSameFile", testRewrite},
+		{"WriteInProgressInvisible", testWriteInProgress},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"LargeFile", testLargeFile},
 		{"ContextCancellation", testContextCancellation},
@@ -371,6 +372,75 @@ func testRewrite(t *testing.T, newClient NewClientFunc) {
 	checkRead(t, ctx, c, 1, data)
 }
 
+// testWriteInProgress: while a write is half-way (its reader paused), the
+// file is neither listed nor readable; once it returns, it is both.
+func testWriteInProgress(t *testing.T, newClient NewClientFunc) {
+	ctx := testContext(t)
+	c := newClient(t)
+	before := NewLTXFile(1, 1, ts, 1)
+	mustWrite(t, ctx, c, 0, before)
+
+	data := NewLTXFile(2, 2, ts, 64)
+	r := newPausingReader(ctx, data, len(data)/2)
+	defer r.release()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.WriteLTXFile(ctx, 0, 2, 2, r)
+		done <- err
+	}()
+	select {
+	case <-r.paused:
+	case err := <-done:
+		t.Fatalf("WriteLTXFile returned before reading the whole file: %v", err)
+	case <-ctx.Done():
+		t.Fatalf("WriteLTXFile never read half of the file: %v", ctx.Err())
+	}
+	checkList(t, ctx, c, 0, 0, true, []*ltx.FileInfo{infoOf(0, before)})
+	checkMissing(t, ctx, c, 0, 2, 2, 0, 0)
+
+	r.release()
+	if err := <-done; err != nil {
+		t.Fatalf("WriteLTXFile(level 0 file %s): %v", ltx.FormatFilename(2, 2), err)
+	}
+	checkList(t, ctx, c, 0, 0, true, []*ltx.FileInfo{infoOf(0, before), infoOf(0, data)})
+	checkRead(t, ctx, c, 0, data)
+}
+
+// pausingReader delivers the first pauseAt bytes, then blocks until
+// release (or until ctx is done) before delivering the rest.
+type pausingReader struct {
+	ctx         context.Context
+	r           io.Reader
+	pauseAt, n  int
+	paused      chan struct{}
+	resume      chan struct{}
+	pauseOnce   sync.Once
+	releaseOnce sync.Once
+}
+
+func newPausingReader(ctx context.Context, data []byte, pauseAt int) *pausingReader {
+	return &pausingReader{ctx: ctx, r: bytes.NewReader(data), pauseAt: pauseAt,
+		paused: make(chan struct{}), resume: make(chan struct{})}
+}
+
+func (p *pausingReader) Read(b []byte) (int, error) {
+	if p.n < p.pauseAt {
+		b = b[:min(len(b), p.pauseAt-p.n)]
+		n, err := p.r.Read(b)
+		p.n += n
+		return n, err
+	}
+	p.pauseOnce.Do(func() { close(p.paused) })
+	select {
+	case <-p.resume:
+	case <-p.ctx.Done():
+		return 0, p.ctx.Err()
+	}
+	return p.r.Read(b)
+}
+
+func (p *pausingReader) release() { p.releaseOnce.Do(func() { close(p.resume) }) }
+
 // testConcurrentWriters: one client, many goroutines writing different
 // files while others list and read: every listed file is already complete
 // (atomic visibility) and in the end all files are there, intact.
@@ -454,7 +524,7 @@ func watchListings(ctx context.Context, c litestream.ReplicaClient, files map[[2
 func testLargeFile(t *testing.T, newClient NewClientFunc) {
 	ctx := testContext(t)
 	c := newClient(t)
-	data := NewLTXFile(1, 100, ts, largeFilePages)
+	data := largeFile()
 	start := time.Now()
 	mustWrite(t, ctx, c, litestream.SnapshotLevel, data)
 	t.Logf("wrote %d bytes in %s", len(data), time.Since(start).Round(time.Millisecond))
@@ -490,6 +560,11 @@ func testLargeFile(t *testing.T, newClient NewClientFunc) {
 		}
 	}
 }
+
+// largeFile is built once per test binary: encoding 24 MiB takes seconds
+// under the race detector, and a package may run the suite more than once
+// (one S3 server after another).
+var largeFile = sync.OnceValue(func() []byte { return NewLTXFile(1, 100, ts, largeFilePages) })
 
 // testContextCancellation: every method fails promptly with an error
 // wrapping context.Canceled when its context is cancelled, and a write

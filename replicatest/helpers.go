@@ -109,12 +109,17 @@ func checkList(t *testing.T, ctx context.Context, c litestream.ReplicaClient, le
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := compareList(got, want, useMetadata); err != nil {
+	if err := compareList(got, level, want, useMetadata); err != nil {
 		t.Fatalf("LTXFiles(level %d, seek %s, useMetadata=%t): %v", level, seek, useMetadata, err)
 	}
 }
 
-func compareList(got, want []*ltx.FileInfo, checkTime bool) error {
+func compareList(got []*ltx.FileInfo, level int, want []*ltx.FileInfo, checkTime bool) error {
+	for _, info := range got {
+		if info.Level != level {
+			return fmt.Errorf("lists %s, a file of level %d", ltx.FormatFilename(info.MinTXID, info.MaxTXID), info.Level)
+		}
+	}
 	for i := 1; i < len(got); i++ {
 		p, q := got[i-1], got[i]
 		if q.MinTXID < p.MinTXID || (q.MinTXID == p.MinTXID && q.MaxTXID <= p.MaxTXID) {
