@@ -120,7 +120,7 @@ func (r *resolved) newRetryer() aws.Retryer {
 
 func newHTTPClient(skipVerify bool) *awshttp.BuildableClient {
 	return awshttp.NewBuildableClient().
-		WithTimeout(24*time.Hour).
+		WithTimeout(24 * time.Hour).
 		WithDialerOptions(func(d *net.Dialer) {
 			d.Timeout = 30 * time.Second
 			d.KeepAlive = 30 * time.Second
