@@ -305,6 +305,10 @@ func (db *DB) init(ctx context.Context) (err error) {
 			return fmt.Errorf("open sqlite connection: %w", err)
 		}
 	}
+	// beginWrite polls for the write lock itself.
+	if _, err := db.writeConn.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
+		return fmt.Errorf("set busy timeout: %w", err)
+	}
 	var mode string
 	if err := db.writeConn.QueryRowContext(ctx, "PRAGMA journal_mode = wal").Scan(&mode); err != nil {
 		return fmt.Errorf("enable wal mode: %w", err)
@@ -738,12 +742,25 @@ func (db *DB) endRead() error {
 }
 
 // beginWrite takes SQLite's write lock without writing anything, so no
-// frame can be appended until endWrite.
+// frame can be appended until endWrite. SQLite's busy handler sleeps for
+// growing intervals and loses against an application that commits in a
+// tight loop, so we poll quickly ourselves, for at most BusyTimeout.
 func (db *DB) beginWrite(ctx context.Context) error {
-	if _, err := db.writeConn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return fmt.Errorf("take write lock: %w", err)
+	deadline := time.Now().Add(db.BusyTimeout)
+	for {
+		_, err := db.writeConn.ExecContext(ctx, "BEGIN IMMEDIATE")
+		if err == nil {
+			return nil
+		}
+		if !isBusy(err) || time.Now().After(deadline) {
+			return fmt.Errorf("take write lock: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("take write lock: %w", ctx.Err())
+		case <-time.After(100 * time.Microsecond):
+		}
 	}
-	return nil
 }
 
 func (db *DB) endWrite() {
