@@ -18,6 +18,7 @@ import (
 	"cloud.google.com/go/storage"
 	"github.com/googleapis/gax-go/v2"
 	"github.com/superfly/ltx"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/api/option"
 
 	"github.com/sqlitebackup/litestream"
@@ -41,6 +42,9 @@ const (
 // listPageSize is the number of objects fetched per LIST request (a
 // variable so tests can force several pages).
 var listPageSize = 1000
+
+// deleteParallelism bounds concurrent DELETE requests.
+const deleteParallelism = 16
 
 // Config describes one GCS replica.
 type Config struct {
@@ -242,23 +246,32 @@ func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) e
 	if err != nil {
 		return err
 	}
-	for _, info := range a {
-		if err := c.deleteKey(ctx, bkt, c.key(info.Level, info.MinTXID, info.MaxTXID)); err != nil {
-			return err
-		}
+	keys := make([]string, len(a))
+	for i, info := range a {
+		keys[i] = c.key(info.Level, info.MinTXID, info.MaxTXID)
 	}
-	return nil
+	return c.deleteKeys(ctx, bkt, keys)
 }
 
-func (c *ReplicaClient) deleteKey(ctx context.Context, bkt *storage.BucketHandle, key string) error {
-	if err := ctx.Err(); err != nil {
-		return err
+// deleteKeys deletes objects a few at a time: GCS has no multi-object
+// delete in its JSON API, and one request per object in sequence is slow
+// for retention runs that drop thousands of files.
+func (c *ReplicaClient) deleteKeys(ctx context.Context, bkt *storage.BucketHandle, keys []string) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(deleteParallelism)
+	for _, key := range keys {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			err := bkt.Object(key).Delete(ctx)
+			if err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
+				return c.errorf("delete", key, err)
+			}
+			return nil
+		})
 	}
-	err := bkt.Object(key).Delete(ctx)
-	if err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
-		return c.errorf("delete", key, err)
-	}
-	return nil
+	return g.Wait()
 }
 
 // DeleteAll removes every object under <path>/ltx/, the replica's tree.
@@ -282,10 +295,12 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 		if err != nil {
 			return c.errorf("list", prefix, err)
 		}
-		for _, o := range objs {
-			if err := c.deleteKey(ctx, bkt, o.Name); err != nil {
-				return err
-			}
+		keys := make([]string, len(objs))
+		for i, o := range objs {
+			keys[i] = o.Name
+		}
+		if err := c.deleteKeys(ctx, bkt, keys); err != nil {
+			return err
 		}
 		if done {
 			return nil
