@@ -227,7 +227,7 @@ func boolOr(p *bool, def bool) bool {
 // http for localhost, *.local, *.localhost, loopback and private
 // addresses, https for everything else.
 func NormalizeEndpoint(endpoint string) (string, error) {
-	ep := strings.TrimRight(strings.TrimSpace(endpoint), "/")
+	ep := strings.TrimSpace(endpoint)
 	if !strings.Contains(ep, "://") {
 		host := ep
 		if i := strings.IndexByte(host, '/'); i >= 0 {
@@ -243,7 +243,7 @@ func NormalizeEndpoint(endpoint string) (string, error) {
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return "", fmt.Errorf("invalid endpoint %q: expected [http[s]://]host[:port]", endpoint)
 	}
-	return ep, nil
+	return strings.TrimRight(ep, "/"), nil
 }
 
 // hostOnly strips a port and IPv6 brackets.

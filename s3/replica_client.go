@@ -200,20 +200,26 @@ func (c *ReplicaClient) Type() string { return ReplicaClientType }
 // Bucket returns the bucket name (or access-point ARN).
 func (c *ReplicaClient) Bucket() string { return c.cfg.Bucket }
 
-// Path returns the key prefix, without leading or trailing slash.
+// Path returns the key prefix, without leading or trailing slash; an
+// empty path means the prefix ".".
 func (c *ReplicaClient) Path() string { return c.cfg.Path }
 
 // Endpoint returns the endpoint URL, or "" for AWS.
 func (c *ReplicaClient) Endpoint() string { return c.cfg.endpoint }
 
-// levelPrefix is "<path>/<level %04x>/", or "<level %04x>/" for an empty
-// path (objects at the bucket root).
-func (c *ReplicaClient) levelPrefix(level int) string {
-	dir := fmt.Sprintf("%04x/", level)
+// root is the key prefix without its trailing slash. An empty path
+// becomes ".", as in Litestream v0.5 (which cleans an empty URL path to
+// "."), so such a replica's keys are ./0000/... in both tools.
+func (c *ReplicaClient) root() string {
 	if c.cfg.Path == "" {
-		return dir
+		return "."
 	}
-	return c.cfg.Path + "/" + dir
+	return c.cfg.Path
+}
+
+// levelPrefix is "<path>/<level %04x>/".
+func (c *ReplicaClient) levelPrefix(level int) string {
+	return fmt.Sprintf("%s/%04x/", c.root(), level)
 }
 
 func (c *ReplicaClient) key(level int, minTXID, maxTXID ltx.TXID) string {
