@@ -1,0 +1,80 @@
+// Command testapp is the application side of the project's process-level
+// tests: it writes to a SQLite database the way a real application would,
+// from its own process.
+//
+//	testapp bigdb -db PATH -mb N      grow a database past N MiB, with rows after the 1 GiB lock page
+//	testapp append -db PATH -rows N   insert N rows of random data
+//	testapp checkpoint -db PATH       PRAGMA wal_checkpoint(TRUNCATE)
+package main
+
+import (
+	"database/sql"
+	"flag"
+	"fmt"
+	"os"
+
+	_ "modernc.org/sqlite"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: testapp bigdb|append|checkpoint -db PATH ...")
+		os.Exit(2)
+	}
+	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	path := fs.String("db", "", "database path")
+	mb := fs.Int("mb", 1100, "bigdb: size in MiB")
+	rows := fs.Int("rows", 1000, "append: rows to insert")
+	pageSize := fs.Int("page-size", 4096, "bigdb: page size")
+	fs.Parse(os.Args[2:])
+	db, err := sql.Open("sqlite", fmt.Sprintf("%s?_pragma=busy_timeout(10000)&_pragma=page_size(%d)&_pragma=journal_mode(wal)", *path, *pageSize))
+	if err != nil {
+		fail(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	switch os.Args[1] {
+	case "bigdb":
+		err = bigDB(db, *mb)
+	case "append":
+		err = appendRows(db, *rows)
+	case "checkpoint":
+		_, err = db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "testapp:", err)
+	os.Exit(1)
+}
+
+// bigDB fills the database with 64 MiB zero blobs (cheap for SQLite to
+// write) until it passes mb MiB, then adds rows of random data, which land
+// on pages after the lock page.
+func bigDB(db *sql.DB, mb int) error {
+	if _, err := db.Exec("CREATE TABLE IF NOT EXISTS filler (id INTEGER PRIMARY KEY, b BLOB)"); err != nil {
+		return err
+	}
+	for i := 0; i < (mb+63)/64; i++ {
+		if _, err := db.Exec("INSERT INTO filler (b) VALUES (zeroblob(64*1024*1024))"); err != nil {
+			return err
+		}
+		if _, err := db.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+			return err
+		}
+	}
+	return appendRows(db, 2000)
+}
+
+func appendRows(db *sql.DB, n int) error {
+	if _, err := db.Exec("CREATE TABLE IF NOT EXISTS data (id INTEGER PRIMARY KEY, v BLOB)"); err != nil {
+		return err
+	}
+	_, err := db.Exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < ?) INSERT INTO data (v) SELECT randomblob(500) FROM n", n)
+	return err
+}
