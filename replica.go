@@ -28,7 +28,8 @@ type Replica struct {
 	SyncInterval time.Duration
 	Logger       *slog.Logger
 
-	syncMu sync.Mutex // serialises upload passes
+	syncMu    sync.Mutex // serialises upload passes
+	recoverMu sync.Mutex // serialises full-image recovery; taken before db.mu
 
 	mu           sync.Mutex // guards the fields below
 	pos          ltx.TXID   // highest TXID known to be in the replica
@@ -91,26 +92,33 @@ func (r *Replica) maxRemoteTXID(ctx context.Context) (ltx.TXID, error) {
 
 // Sync uploads every local level-0 file the replica does not have yet.
 func (r *Replica) Sync(ctx context.Context) error {
-	for attempt := 0; ; attempt++ {
-		gapAt, err := r.upload(ctx)
-		if err != nil || gapAt == 0 {
-			return err
-		}
-		if attempt > 0 {
-			return fmt.Errorf("replica at TXID %s cannot be continued from local files", gapAt)
-		}
-		// The replica lacks files we no longer have locally (a fresh or
-		// rolled-back replica): restart it from a full image, which is
-		// uploaded as a snapshot so restores can start from it.
-		r.logger().Info("replica is missing history; starting it from a full snapshot", "replica_txid", gapAt.String())
-		txid, err := r.db.writeFullImage(ctx)
-		if err != nil {
-			return fmt.Errorf("full image for replica: %w", err)
-		}
-		if err := r.uploadSnapshot(ctx, txid); err != nil {
-			return err
-		}
+	gapAt, err := r.upload(ctx)
+	if err != nil || gapAt == 0 {
+		return err
 	}
+	// The replica lacks files we no longer have locally (a fresh or
+	// rolled-back replica): restart it from a full image, uploaded as a
+	// snapshot so restores can start from it. recoverMu makes concurrent
+	// passes recover once; it is taken before db.mu.
+	r.recoverMu.Lock()
+	defer r.recoverMu.Unlock()
+	if gapAt, err = r.upload(ctx); err != nil || gapAt == 0 {
+		return err // another pass recovered while we waited
+	}
+	r.logger().Info("replica is missing history; starting it from a full snapshot", "replica_txid", (gapAt - 1).String())
+	txid, err := r.db.writeFullImage(ctx)
+	if err != nil {
+		return fmt.Errorf("full image for replica: %w", err)
+	}
+	if err := r.uploadSnapshot(ctx, txid); err != nil {
+		return err
+	}
+	if gapAt, err = r.upload(ctx); err != nil {
+		return err
+	} else if gapAt != 0 {
+		return fmt.Errorf("replica cannot be continued from local files at TXID %s", gapAt)
+	}
+	return nil
 }
 
 // upload runs one pass. It returns a non-zero TXID if the next file the
