@@ -163,10 +163,14 @@ func Restore(ctx context.Context, client ReplicaClient, opt RestoreOptions) (*Re
 	if opt.OutputPath == "" {
 		return nil, errors.New("restore: output path required")
 	}
-	if _, err := fsys.Stat(opt.OutputPath); err == nil {
-		return nil, fmt.Errorf("restore: output %s already exists", opt.OutputPath)
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("restore: %w", err)
+	// A leftover -wal or -journal would be replayed by SQLite over the
+	// restored pages, so it blocks a restore as much as the file itself.
+	for _, p := range []string{opt.OutputPath, opt.OutputPath + "-wal", opt.OutputPath + "-journal"} {
+		if _, err := fsys.Stat(p); err == nil {
+			return nil, fmt.Errorf("restore: output %s already exists", p)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("restore: %w", err)
+		}
 	}
 	plan, err := CalcRestorePlan(ctx, client, opt.Target)
 	if err != nil {

@@ -1,0 +1,113 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseExpandsEnvironment(t *testing.T) {
+	t.Setenv("BACKUP_DIR", "/var/backups")
+	t.Setenv("INTERVAL", "250ms")
+	src := "dbs:\n  - path: /data/app.db\n    monitor-interval: ${INTERVAL}\n    replica:\n      path: $BACKUP_DIR/app\n"
+	c, err := Parse([]byte(src), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.DBs[0].Replica.Path; got != "/var/backups/app" {
+		t.Fatalf("replica path %q", got)
+	}
+	if got := c.DBs[0].MonitorInterval.D(); got != 250*time.Millisecond {
+		t.Fatalf("monitor-interval %s", got)
+	}
+	// Without expansion the text is taken literally.
+	c, err = Parse([]byte("dbs:\n  - path: /data/app.db\n    replica:\n      path: /b/$BACKUP_DIR\n"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.DBs[0].Replica.Path; got != "/b/$BACKUP_DIR" {
+		t.Fatalf("unexpanded path %q", got)
+	}
+}
+
+func TestParseInheritsGlobalReplicaSettings(t *testing.T) {
+	src := `
+access-key-id: AKID
+region: eu-west-1
+sync-interval: 5s
+part-size: 10MB
+dbs:
+  - path: /data/a.db
+    replica:
+      url: s3://bucket/a
+  - path: /data/b.db
+    replica:
+      url: s3://bucket/b
+      region: us-east-2
+`
+	c, err := Parse([]byte(src), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := c.DBs[0].Replica, c.DBs[1].Replica
+	if a.AccessKeyID != "AKID" || a.Region != "eu-west-1" || a.SyncInterval.D() != 5*time.Second {
+		t.Fatalf("a did not inherit: %+v", a)
+	}
+	if b.Region != "us-east-2" {
+		t.Fatalf("b's own region was overridden: %q", b.Region)
+	}
+	if a.PartSize != nil {
+		t.Fatal("part-size must not be inherited (as upstream)")
+	}
+	if a.URL != "s3://bucket/a" || a.Path != "" {
+		t.Fatalf("identity keys changed: %+v", a)
+	}
+}
+
+func TestParseSizesAndPaths(t *testing.T) {
+	for in, want := range map[string]int64{"5242880": 5242880, "5MB": 5_000_000, "5MiB": 5 << 20, "1.5KiB": 1536} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Fatalf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "five", "-1", "5XB"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Fatalf("ParseSize(%q) succeeded", bad)
+		}
+	}
+	p, err := CleanDBPath("sqlite:///data/app.db")
+	if err != nil || p != "/data/app.db" {
+		t.Fatalf("CleanDBPath = %q, %v", p, err)
+	}
+}
+
+func TestParseErrorsNameKeyAndLine(t *testing.T) {
+	_, err := Parse([]byte("dbs:\n  - path: /a.db\n    replica:\n      typo-key: 1\n"), false)
+	if err == nil || !strings.Contains(err.Error(), "line 4") || !strings.Contains(err.Error(), "typo-key") {
+		t.Fatalf("error %v", err)
+	}
+	_, err = Parse([]byte("dbs:\n  - path: /a.db\n    busy-timeout: 3 seconds\n    replica:\n      path: /r\n"), false)
+	if err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Fatalf("error %v", err)
+	}
+	_, err = Parse([]byte("dbs:\n  - path: /a.db\n    replica:\n      path: /r\n      age:\n        recipients: [x]\n"), false)
+	if err == nil || !strings.Contains(err.Error(), "age encryption") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestReplicaURLs(t *testing.T) {
+	c, err := NewReplicaClient(&ReplicaSettings{URL: "file:///tmp/replica"})
+	if err != nil || c.Type() != "file" {
+		t.Fatalf("file URL: %v %v", c, err)
+	}
+	if _, err := NewReplicaClient(&ReplicaSettings{URL: "file:///tmp/r", Path: "/tmp/r"}); err == nil {
+		t.Fatal("url and path together must fail")
+	}
+	if _, err := NewReplicaClient(&ReplicaSettings{URL: "file://host/tmp/r"}); err == nil {
+		t.Fatal("file URL with a host must fail")
+	}
+	if _, err := ParseReplicaURL("/just/a/path"); err == nil {
+		t.Fatal("a path is not a URL")
+	}
+}
