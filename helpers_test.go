@@ -197,3 +197,5 @@ func (h *harness) verifyAll() {
 		}
 	}
 }
+
+func newFileClient(dir string) *file.ReplicaClient { return file.NewReplicaClient(dir) }

@@ -30,12 +30,16 @@ type Replica struct {
 
 	syncMu    sync.Mutex // serialises upload passes
 	recoverMu sync.Mutex // serialises full-image recovery; taken before db.mu
+	compactMu sync.Mutex // serialises compaction, snapshots and retention
 
 	mu           sync.Mutex // guards the fields below
 	pos          ltx.TXID   // highest TXID known to be in the replica
 	posKnown     bool
 	lastUploadAt time.Time
 	advanced     chan struct{} // closed and replaced when pos advances
+
+	levels            [SnapshotLevel + 1]levelState // cached per-level maximum TXIDs
+	l0RetainedThrough ltx.TXID                      // level-0 retention has examined files up to here
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -155,6 +159,7 @@ func (r *Replica) upload(ctx context.Context) (gapAt ltx.TXID, err error) {
 		}
 		pos = info.MaxTXID
 		r.setPos(pos)
+		r.noteLevelMax(0, pos)
 	}
 	r.mu.Lock()
 	r.lastUploadAt = time.Now()

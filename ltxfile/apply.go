@@ -139,6 +139,21 @@ func (h *cursorHeap) Pop() any {
 }
 
 func applyGroup(w PageWriter, inputs []Input, res *Result, written *pageSet) (ltx.Trailer, error) {
+	return merge(inputs, res.PageSize, res.Commit, func(pgno uint32, data []byte) error {
+		if _, err := w.WriteAt(data, int64(pgno-1)*int64(res.PageSize)); err != nil {
+			return fmt.Errorf("write page %d: %w", pgno, err)
+		}
+		written.add(pgno)
+		res.Pages++
+		return nil
+	})
+}
+
+// merge streams the pages of inputs in ascending page order, the newest
+// version of each page only, skipping pages above commit and the lock
+// page, and returns the trailer of the newest input. Every input is read
+// to its end, so every file checksum is verified.
+func merge(inputs []Input, pageSize, commit uint32, emit func(pgno uint32, data []byte) error) (ltx.Trailer, error) {
 	var cursors []*cursor
 	defer func() {
 		for _, c := range cursors {
@@ -151,11 +166,14 @@ func applyGroup(w PageWriter, inputs []Input, res *Result, written *pageSet) (lt
 		if err != nil {
 			return ltx.Trailer{}, fmt.Errorf("open %s: %w", in.Name, err)
 		}
-		c := &cursor{idx: i, name: in.Name, rc: rc, dec: ltx.NewDecoder(rc), buf: make([]byte, res.PageSize)}
+		c := &cursor{idx: i, name: in.Name, rc: rc, dec: ltx.NewDecoder(rc), buf: make([]byte, pageSize)}
 		c.dec.SetRetainPageIndex(false)
 		cursors = append(cursors, c)
 		if err := c.dec.DecodeHeader(); err != nil {
 			return ltx.Trailer{}, fmt.Errorf("%s: decode header: %w", in.Name, err)
+		}
+		if c.dec.Header().PageSize != pageSize {
+			return ltx.Trailer{}, fmt.Errorf("%s: page size %d, expected %d", in.Name, c.dec.Header().PageSize, pageSize)
 		}
 		if err := c.advance(); err != nil {
 			return ltx.Trailer{}, err
@@ -165,16 +183,14 @@ func applyGroup(w PageWriter, inputs []Input, res *Result, written *pageSet) (lt
 		}
 	}
 	heap.Init(&h)
-	lockPgno := ltx.LockPgno(res.PageSize)
+	lockPgno := ltx.LockPgno(pageSize)
 	for h.Len() > 0 {
 		top := h[0]
 		pgno := top.pgno
-		if pgno <= res.Commit && pgno != lockPgno {
-			if _, err := w.WriteAt(top.buf, int64(pgno-1)*int64(res.PageSize)); err != nil {
-				return ltx.Trailer{}, fmt.Errorf("write page %d: %w", pgno, err)
+		if pgno <= commit && pgno != lockPgno {
+			if err := emit(pgno, top.buf); err != nil {
+				return ltx.Trailer{}, err
 			}
-			written.add(pgno)
-			res.Pages++
 		}
 		// Advance every cursor positioned on this page; older versions
 		// are superseded.
@@ -193,6 +209,55 @@ func applyGroup(w PageWriter, inputs []Input, res *Result, written *pageSet) (lt
 		}
 	}
 	return cursors[len(cursors)-1].dec.Trailer(), nil
+}
+
+// MaxCompactInputs bounds how many files one compaction may merge; callers
+// split longer runs into consecutive compactions.
+const MaxCompactInputs = maxOpen
+
+// Compact merges a contiguous run of LTX files (oldest first) into one
+// file written to w, the way Litestream compacts: newest page wins, pages
+// beyond the final commit and the lock page are dropped, the TXID range
+// spans the inputs, WAL fields are zero, and the timestamp is that of the
+// newest input, so a timestamp restore never includes a later change. The
+// output is a snapshot when the first input starts at TXID 1.
+func Compact(w io.Writer, inputs []Input) (ltx.Header, error) {
+	if len(inputs) == 0 || len(inputs) > MaxCompactInputs {
+		return ltx.Header{}, fmt.Errorf("compact: %d inputs (want 1..%d)", len(inputs), MaxCompactInputs)
+	}
+	hdrs, err := readHeaders(inputs)
+	if err != nil {
+		return ltx.Header{}, fmt.Errorf("compact: %w", err)
+	}
+	first, last := hdrs[0], hdrs[len(hdrs)-1]
+	hdr := ltx.Header{
+		Version:   ltx.Version,
+		Flags:     ltx.HeaderFlagNoChecksum,
+		PageSize:  first.PageSize,
+		Commit:    last.Commit,
+		MinTXID:   first.MinTXID,
+		MaxTXID:   last.MaxTXID,
+		Timestamp: last.Timestamp,
+	}
+	for _, h := range hdrs {
+		hdr.Timestamp = max(hdr.Timestamp, h.Timestamp)
+	}
+	enc, err := ltx.NewEncoder(w)
+	if err != nil {
+		return ltx.Header{}, fmt.Errorf("compact: %w", err)
+	}
+	if err := enc.EncodeHeader(hdr); err != nil {
+		return ltx.Header{}, fmt.Errorf("compact: encode header: %w", err)
+	}
+	if _, err := merge(inputs, hdr.PageSize, hdr.Commit, func(pgno uint32, data []byte) error {
+		return enc.EncodePage(ltx.PageHeader{Pgno: pgno}, data)
+	}); err != nil {
+		return ltx.Header{}, fmt.Errorf("compact: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return ltx.Header{}, fmt.Errorf("compact: %w", err)
+	}
+	return hdr, nil
 }
 
 // pageSet is a sparse bitmap of page numbers, allocated in chunks so a

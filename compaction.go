@@ -1,0 +1,360 @@
+package litestream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"sort"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/sqlitebackup/litestream/ltxfile"
+)
+
+// levelState caches what a replica level holds, so that scheduled runs
+// with nothing to do make no requests at all.
+type levelState struct {
+	known   bool
+	maxTXID ltx.TXID
+}
+
+// levelMax returns the highest TXID in a replica level, listing the level
+// only the first time.
+func (r *Replica) levelMax(ctx context.Context, level int) (ltx.TXID, error) {
+	r.mu.Lock()
+	st := r.levels[level]
+	r.mu.Unlock()
+	if st.known {
+		return st.maxTXID, nil
+	}
+	infos, err := LTXFileInfos(ctx, r.Client, level, 0, false)
+	if err != nil {
+		return 0, err
+	}
+	var maxTXID ltx.TXID
+	for _, info := range infos {
+		maxTXID = max(maxTXID, info.MaxTXID)
+	}
+	r.noteLevelMax(level, maxTXID)
+	return maxTXID, nil
+}
+
+func (r *Replica) noteLevelMax(level int, txid ltx.TXID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st := &r.levels[level]; !st.known || txid > st.maxTXID {
+		*st = levelState{known: true, maxTXID: txid}
+	}
+}
+
+// forgetLevels drops the cache, e.g. after an error, so the next run
+// lists the replica again.
+func (r *Replica) forgetLevels() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.levels = [SnapshotLevel + 1]levelState{}
+}
+
+// uploadedTXID returns the replica's level-0 position, reading it from
+// the replica if this process has not uploaded anything yet.
+func (r *Replica) uploadedTXID(ctx context.Context) (ltx.TXID, error) {
+	r.mu.Lock()
+	known, pos := r.posKnown, r.pos
+	r.mu.Unlock()
+	if known {
+		return pos, nil
+	}
+	return r.levelMax(ctx, 0)
+}
+
+// openLTX opens a replica file, from the local meta directory when it is a
+// level-0 file we still have (cheaper than a download), else remotely.
+func (r *Replica) openLTX(ctx context.Context, info *ltx.FileInfo) (io.ReadCloser, error) {
+	if info.Level == 0 {
+		if f, err := r.db.openLocalLTX(info.MinTXID, info.MaxTXID); err == nil {
+			return f, nil
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	return r.Client.OpenLTXFile(ctx, info.Level, info.MinTXID, info.MaxTXID, 0, 0)
+}
+
+func (r *Replica) inputs(ctx context.Context, infos []*ltx.FileInfo) []ltxfile.Input {
+	inputs := make([]ltxfile.Input, len(infos))
+	for i, info := range infos {
+		info := info
+		inputs[i] = ltxfile.Input{
+			Name: fmt.Sprintf("level %d file %s", info.Level, ltx.FormatFilename(info.MinTXID, info.MaxTXID)),
+			Open: func() (io.ReadCloser, error) { return r.openLTX(ctx, info) },
+		}
+	}
+	return inputs
+}
+
+// writeCompacted merges infos into one file of level dst in the replica,
+// streaming: pages flow from the inputs through the merge into the upload.
+func (r *Replica) writeCompacted(ctx context.Context, dst int, infos []*ltx.FileInfo) (*ltx.FileInfo, error) {
+	minTXID, maxTXID := infos[0].MinTXID, infos[len(infos)-1].MaxTXID
+	if dst == SnapshotLevel {
+		minTXID = 1
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := ltxfile.Compact(pw, r.inputs(ctx, infos))
+		pw.CloseWithError(err)
+	}()
+	info, err := r.Client.WriteLTXFile(ctx, dst, minTXID, maxTXID, pr)
+	pr.CloseWithError(err) // unblocks the merge if the upload failed
+	if err != nil {
+		return nil, &FileError{Op: "compact", Level: dst, MinTXID: minTXID, MaxTXID: maxTXID, Err: err}
+	}
+	r.noteLevelMax(dst, maxTXID)
+	return info, nil
+}
+
+// Compact merges the files of level dst-1 that are newer than level dst
+// into new files of level dst (one file unless there are more than
+// ltxfile.MaxCompactInputs inputs). It returns the files written; none if
+// there was nothing new, in which case it made no request.
+func (r *Replica) Compact(ctx context.Context, dst int) ([]*ltx.FileInfo, error) {
+	if dst < 1 || dst > MaxCompactionLevel {
+		return nil, fmt.Errorf("compact: invalid level %d", dst)
+	}
+	r.compactMu.Lock()
+	defer r.compactMu.Unlock()
+	written, err := r.compact(ctx, dst)
+	if err != nil {
+		r.forgetLevels()
+	}
+	return written, err
+}
+
+func (r *Replica) compact(ctx context.Context, dst int) ([]*ltx.FileInfo, error) {
+	src := dst - 1
+	dstMax, err := r.levelMax(ctx, dst)
+	if err != nil {
+		return nil, err
+	}
+	srcMax, err := r.levelMax(ctx, src)
+	if src == 0 {
+		srcMax, err = r.uploadedTXID(ctx)
+	}
+	if err != nil || srcMax <= dstMax {
+		return nil, err
+	}
+	infos, err := LTXFileInfos(ctx, r.Client, src, dstMax+1, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkContiguous(infos, dstMax); err != nil {
+		return nil, fmt.Errorf("compact level %d into %d: %w", src, dst, err)
+	}
+	var written []*ltx.FileInfo
+	for len(infos) > 0 {
+		n := min(len(infos), ltxfile.MaxCompactInputs)
+		info, err := r.writeCompacted(ctx, dst, infos[:n])
+		if err != nil {
+			return written, err
+		}
+		written = append(written, info)
+		infos = infos[n:]
+	}
+	return written, nil
+}
+
+// checkContiguous verifies that files continue each other from after
+// (the destination's last TXID; 0 when the destination is empty, in which
+// case the source may start anywhere).
+func checkContiguous(infos []*ltx.FileInfo, after ltx.TXID) error {
+	prev := after
+	for i, info := range infos {
+		if (i > 0 || after > 0) && info.MinTXID != prev+1 {
+			return fmt.Errorf("level %d file %s does not follow TXID %s (gap or overlap)",
+				info.Level, ltx.FormatFilename(info.MinTXID, info.MaxTXID), prev)
+		}
+		prev = info.MaxTXID
+	}
+	return nil
+}
+
+// Snapshot writes snapshot 1-<TXID> for the newest TXID in the replica by
+// compacting the restore chain: no read of the live database and no lock
+// on it. Long chains go through intermediate snapshots. It returns nil if
+// the newest snapshot is already current.
+func (r *Replica) Snapshot(ctx context.Context) (*ltx.FileInfo, error) {
+	r.compactMu.Lock()
+	defer r.compactMu.Unlock()
+	target, err := r.uploadedTXID(ctx)
+	if err != nil || target == 0 {
+		return nil, err
+	}
+	for {
+		snapMax, err := r.levelMax(ctx, SnapshotLevel)
+		if err != nil || snapMax >= target {
+			return nil, err
+		}
+		plan, err := CalcRestorePlan(ctx, r.Client, RestoreTarget{TXID: target})
+		if err != nil {
+			r.forgetLevels()
+			return nil, fmt.Errorf("snapshot: %w", err)
+		}
+		n := min(len(plan), ltxfile.MaxCompactInputs)
+		info, err := r.writeCompacted(ctx, SnapshotLevel, plan[:n])
+		if err != nil || n == len(plan) {
+			return info, err
+		}
+	}
+}
+
+// RetentionPolicy says what EnforceRetention keeps.
+type RetentionPolicy struct {
+	SnapshotRetention time.Duration // keep every restore point this far back
+	DeleteRemote      bool          // false: never delete in the replica (retention.enabled: false)
+}
+
+// EnforceRetention deletes snapshots and compacted files no restore inside
+// the retention window can need. It keeps the newest snapshot, every
+// snapshot created inside the window, and the newest snapshot created
+// before it (the "floor", from which restores of the window's oldest
+// points start); files of levels 1..8 that end before the floor's TXID
+// are deleted, keeping at least the newest file of each level.
+func (r *Replica) EnforceRetention(ctx context.Context, now time.Time, p RetentionPolicy) error {
+	if !p.DeleteRemote || p.SnapshotRetention <= 0 {
+		return nil
+	}
+	r.compactMu.Lock()
+	defer r.compactMu.Unlock()
+	snaps, err := LTXFileInfos(ctx, r.Client, SnapshotLevel, 0, true)
+	if err != nil || len(snaps) == 0 {
+		return err
+	}
+	sort.Slice(snaps, func(i, j int) bool { return snaps[i].MaxTXID < snaps[j].MaxTXID })
+	windowStart := now.Add(-p.SnapshotRetention)
+	floor := -1
+	for i, s := range snaps {
+		if !s.CreatedAt.After(windowStart) {
+			floor = i
+		}
+	}
+	if floor <= 0 {
+		return nil // nothing older than the floor snapshot
+	}
+	if err := r.Client.DeleteLTXFiles(ctx, snaps[:floor]); err != nil {
+		return fmt.Errorf("retention: delete snapshots: %w", err)
+	}
+	floorTXID := snaps[floor].MaxTXID
+	for level := 1; level <= MaxCompactionLevel; level++ {
+		infos, err := LTXFileInfos(ctx, r.Client, level, 0, false)
+		if err != nil {
+			return err
+		}
+		var doomed []*ltx.FileInfo
+		for i, info := range infos {
+			if info.MaxTXID < floorTXID && i < len(infos)-1 {
+				doomed = append(doomed, info)
+			}
+		}
+		if err := r.Client.DeleteLTXFiles(ctx, doomed); err != nil {
+			return fmt.Errorf("retention: delete level %d files: %w", level, err)
+		}
+	}
+	return nil
+}
+
+// EnforceL0Retention deletes level-0 files, in the replica and locally,
+// once level 1 covers them and they are older than retention. It stops at
+// the first file that is too young, so level 0 stays contiguous, and
+// always keeps the newest level-0 file (the position to resume from).
+func (r *Replica) EnforceL0Retention(ctx context.Context, now time.Time, retention time.Duration, deleteRemote bool) error {
+	r.compactMu.Lock()
+	defer r.compactMu.Unlock()
+	l1Max, err := r.levelMax(ctx, 1)
+	if err != nil || l1Max == 0 {
+		return err
+	}
+	r.mu.Lock()
+	done := r.l0RetainedThrough
+	r.mu.Unlock()
+	if l1Max <= done {
+		return nil // nothing newly covered since the last run
+	}
+	infos, err := LTXFileInfos(ctx, r.Client, 0, 0, false)
+	if err != nil {
+		return err
+	}
+	var doomed []*ltx.FileInfo
+	tooYoung := false
+	for i, info := range infos {
+		if info.MaxTXID > l1Max || i == len(infos)-1 {
+			break // not covered by level 1 yet, or the newest file
+		}
+		if info.CreatedAt.After(now.Add(-retention)) {
+			tooYoung = true // look again next time
+			break
+		}
+		doomed = append(doomed, info)
+	}
+	if deleteRemote {
+		if err := r.Client.DeleteLTXFiles(ctx, doomed); err != nil {
+			return fmt.Errorf("l0 retention: %w", err)
+		}
+	}
+	if err := r.db.removeLocalLTX(doomed); err != nil {
+		return err
+	}
+	if !tooYoung {
+		r.mu.Lock()
+		r.l0RetainedThrough = max(r.l0RetainedThrough, l1Max)
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+// removeLocalLTX deletes local level-0 files, never the newest one.
+func (db *DB) removeLocalLTX(infos []*ltx.FileInfo) error {
+	db.mu.Lock()
+	newest := db.pos.txid
+	db.mu.Unlock()
+	for _, info := range infos {
+		if info.MaxTXID >= newest {
+			continue
+		}
+		if err := db.FS.Remove(db.LTXPath(info.MinTXID, info.MaxTXID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove local level-0 file: %w", err)
+		}
+	}
+	return nil
+}
+
+// ValidateLevels checks each level's TXID chain in the replica: files in
+// order, no gaps and no overlaps in levels 0..8, snapshots starting at
+// TXID 1. It returns one error per problem found.
+func ValidateLevels(ctx context.Context, client ReplicaClient) ([]error, error) {
+	var problems []error
+	for level := 0; level <= SnapshotLevel; level++ {
+		infos, err := LTXFileInfos(ctx, client, level, 0, false)
+		if err != nil {
+			return problems, err
+		}
+		for i, info := range infos {
+			name := ltx.FormatFilename(info.MinTXID, info.MaxTXID)
+			switch {
+			case info.MinTXID > info.MaxTXID:
+				problems = append(problems, fmt.Errorf("level %d file %s: TXIDs out of order", level, name))
+			case level == SnapshotLevel && info.MinTXID != 1:
+				problems = append(problems, fmt.Errorf("level %d file %s: snapshot does not start at TXID 1", level, name))
+			case level == 0 && info.MinTXID != info.MaxTXID:
+				problems = append(problems, fmt.Errorf("level 0 file %s: spans several TXIDs", name))
+			case level < SnapshotLevel && i > 0 && info.MinTXID <= infos[i-1].MaxTXID:
+				problems = append(problems, fmt.Errorf("level %d file %s overlaps %s", level, name, ltx.FormatFilename(infos[i-1].MinTXID, infos[i-1].MaxTXID)))
+			case level < SnapshotLevel && i > 0 && info.MinTXID > infos[i-1].MaxTXID+1:
+				problems = append(problems, fmt.Errorf("level %d: gap between %s and %s", level, ltx.FormatFilename(infos[i-1].MinTXID, infos[i-1].MaxTXID), name))
+			}
+		}
+	}
+	return problems, nil
+}
