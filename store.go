@@ -196,6 +196,18 @@ func (s *Store) SnapshotAndRetain(ctx context.Context, r *Replica) error {
 	return r.EnforceRetention(ctx, time.Now(), RetentionPolicy{SnapshotRetention: s.SnapshotRetention, DeleteRemote: s.RetentionEnabled})
 }
 
+// EnforceAllRetention applies snapshot and level-0 retention to r now.
+func (s *Store) EnforceAllRetention(ctx context.Context, r *Replica) error {
+	now := time.Now()
+	if err := r.EnforceRetention(ctx, now, RetentionPolicy{SnapshotRetention: s.SnapshotRetention, DeleteRemote: s.RetentionEnabled}); err != nil {
+		return err
+	}
+	if s.L0Retention > 0 {
+		return r.EnforceL0Retention(ctx, now, s.L0Retention, s.RetentionEnabled)
+	}
+	return nil
+}
+
 func (s *Store) l0RetentionAll(ctx context.Context) {
 	for _, r := range s.replicas() {
 		if err := r.EnforceL0Retention(ctx, time.Now(), s.L0Retention, s.RetentionEnabled); err != nil && ctx.Err() == nil {

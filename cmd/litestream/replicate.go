@@ -26,6 +26,7 @@ type ReplicateCommand struct {
 	logger         *slog.Logger
 	cfg            *config.Config
 	dbs            []*litestream.DB
+	store          *litestream.Store
 }
 
 // Run executes the command.
@@ -51,9 +52,6 @@ func (c *ReplicateCommand) Run(ctx context.Context, args []string) error {
 	}
 	if *once && *execCmd != "" {
 		return errors.New("-once cannot be used with -exec")
-	}
-	if *forceSnapshot || *enforceRetention {
-		return errors.New("-force-snapshot and -enforce-retention need the snapshot store, which this build does not have yet")
 	}
 
 	var err error
@@ -101,8 +99,9 @@ func (c *ReplicateCommand) Run(ctx context.Context, args []string) error {
 		c.logger.Error("no databases specified in configuration")
 	}
 
+	c.store = newStore(c.cfg, c.dbs, c.logger)
 	if *once {
-		return c.runOnce(ctx)
+		return c.runOnce(ctx, *forceSnapshot, *enforceRetention)
 	}
 	return c.runDaemon(ctx, *execCmd)
 }
@@ -128,6 +127,51 @@ func adHocConfig(dbPath, replicaURL string) (*config.Config, error) {
 		return nil, err
 	}
 	return &config.Config{DBs: []*config.DBConfig{{Path: p, Replica: &config.ReplicaSettings{URL: replicaURL}}}}, nil
+}
+
+// newStore applies the store-wide config: levels, snapshots, retention.
+func newStore(cfg *config.Config, dbs []*litestream.DB, logger *slog.Logger) *litestream.Store {
+	s := litestream.NewStore(dbs)
+	s.Logger = logger
+	if cfg.Levels != nil {
+		s.CompactionIntervals = nil
+		for _, l := range cfg.Levels {
+			s.CompactionIntervals = append(s.CompactionIntervals, l.Interval.D())
+		}
+	}
+	snapshot := cfg.Snapshot
+	for _, dbc := range cfg.DBs { // per-database snapshot keys apply store-wide, as upstream
+		if dbc.Snapshot != nil {
+			if snapshot.Interval == nil {
+				snapshot.Interval = dbc.Snapshot.Interval
+			}
+			if snapshot.Retention == nil {
+				snapshot.Retention = dbc.Snapshot.Retention
+			}
+		}
+	}
+	if d := snapshot.Interval; d != nil {
+		s.SnapshotInterval = d.D()
+	}
+	if d := snapshot.Retention; d != nil {
+		s.SnapshotRetention = d.D()
+	}
+	if d := cfg.L0Retention; d != nil {
+		s.L0Retention = d.D()
+	}
+	if d := cfg.L0RetentionCheckInterval; d != nil {
+		s.L0RetentionCheckInterval = d.D()
+	}
+	if e := cfg.Retention.Enabled; e != nil {
+		s.RetentionEnabled = *e
+		if !*e {
+			logger.Warn("retention disabled: replica files are never deleted; use bucket lifecycle rules")
+		}
+	}
+	if d := cfg.Validation.Interval; d != nil {
+		s.ValidationInterval = d.D()
+	}
+	return s
 }
 
 // newDB builds a DB and its replica from config.
@@ -222,16 +266,13 @@ func (c *ReplicateCommand) shutdownTimeout() time.Duration {
 	return litestream.DefaultShutdownSyncTimeout
 }
 
-// runOnce syncs every database and its replica once.
-func (c *ReplicateCommand) runOnce(ctx context.Context) error {
+// runOnce syncs every database and its replica once, optionally writing
+// a snapshot and applying retention, with no background work.
+func (c *ReplicateCommand) runOnce(ctx context.Context, forceSnapshot, enforceRetention bool) error {
 	var errs []error
 	for _, db := range c.dbs {
-		if err := db.Sync(ctx); err != nil {
+		if err := c.syncOnce(ctx, db, forceSnapshot, enforceRetention); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", db.Path(), err))
-			continue
-		}
-		if err := db.Replica.Sync(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("%s: replica: %w", db.Path(), err))
 		}
 		if err := db.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("%s: close: %w", db.Path(), err))
@@ -240,13 +281,35 @@ func (c *ReplicateCommand) runOnce(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+func (c *ReplicateCommand) syncOnce(ctx context.Context, db *litestream.DB, forceSnapshot, enforceRetention bool) error {
+	if err := db.Sync(ctx); err != nil {
+		return err
+	}
+	if err := db.Replica.Sync(ctx); err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	if forceSnapshot {
+		info, err := db.Replica.Snapshot(ctx)
+		if err != nil {
+			return err
+		}
+		if info != nil {
+			c.logger.Info("snapshot written", "db", db.Path(), "max_txid", info.MaxTXID.String())
+		}
+	}
+	if enforceRetention {
+		return c.store.EnforceAllRetention(ctx, db.Replica)
+	}
+	return nil
+}
+
 // runDaemon replicates until a signal arrives or the -exec child exits,
 // then closes every database with a final sync.
 func (c *ReplicateCommand) runDaemon(ctx context.Context, execCmd string) error {
+	if err := c.store.Open(); err != nil {
+		return err
+	}
 	for _, db := range c.dbs {
-		if err := db.Open(); err != nil {
-			return fmt.Errorf("open %s: %w", db.Path(), err)
-		}
 		c.logger.Info("replicating", "db", db.Path(), "replica", db.Replica.Client.Type())
 	}
 
@@ -296,13 +359,7 @@ func (c *ReplicateCommand) close(ctx context.Context, signals <-chan os.Signal) 
 		case <-ctx.Done():
 		}
 	}()
-	var errs []error
-	for _, db := range c.dbs {
-		if err := db.Close(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("close %s: %w", db.Path(), err))
-		}
-	}
-	return errors.Join(errs...)
+	return c.store.Close(ctx)
 }
 
 // startChild runs cmdline (split like a shell would, without expansion)
