@@ -126,11 +126,25 @@ func (r *Replica) Compact(ctx context.Context, dst int) ([]*ltx.FileInfo, error)
 	}
 	r.compactMu.Lock()
 	defer r.compactMu.Unlock()
+	start := time.Now()
 	written, err := r.compact(ctx, dst)
+	r.observeCompaction(dst, start, len(written), err)
 	if err != nil {
 		r.forgetLevels()
 	}
 	return written, err
+}
+
+func (r *Replica) observeCompaction(level int, start time.Time, files int, err error) {
+	if files == 0 && err == nil {
+		return // nothing to do is not a compaction
+	}
+	l := levelLabel(level)
+	compactionCounter.WithLabelValues(r.db.path, l).Add(float64(files))
+	compactionSecondsCounter.WithLabelValues(r.db.path, l).Add(time.Since(start).Seconds())
+	if err != nil {
+		compactionErrorCounter.WithLabelValues(r.db.path, l).Inc()
+	}
 }
 
 func (r *Replica) compact(ctx context.Context, dst int) ([]*ltx.FileInfo, error) {
@@ -188,6 +202,17 @@ func checkContiguous(infos []*ltx.FileInfo, after ltx.TXID) error {
 func (r *Replica) Snapshot(ctx context.Context) (*ltx.FileInfo, error) {
 	r.compactMu.Lock()
 	defer r.compactMu.Unlock()
+	start := time.Now()
+	info, err := r.snapshot(ctx)
+	n := 0
+	if info != nil {
+		n = 1
+	}
+	r.observeCompaction(SnapshotLevel, start, n, err)
+	return info, err
+}
+
+func (r *Replica) snapshot(ctx context.Context) (*ltx.FileInfo, error) {
 	target, err := r.uploadedTXID(ctx)
 	if err != nil || target == 0 {
 		return nil, err
@@ -298,6 +323,7 @@ func (r *Replica) EnforceL0Retention(ctx context.Context, now time.Time, retenti
 		}
 		doomed = append(doomed, info)
 	}
+	r.observeL0Retention(infos, l1Max, now.Add(-retention))
 	if deleteRemote {
 		if err := r.Client.DeleteLTXFiles(ctx, doomed); err != nil {
 			return fmt.Errorf("l0 retention: %w", err)
@@ -312,6 +338,25 @@ func (r *Replica) EnforceL0Retention(ctx context.Context, now time.Time, retenti
 		r.mu.Unlock()
 	}
 	return nil
+}
+
+// observeL0Retention sets the per-status gauge of the last scan.
+func (r *Replica) observeL0Retention(infos []*ltx.FileInfo, l1Max ltx.TXID, cutoff time.Time) {
+	var eligible, notCompacted, tooRecent int
+	for _, info := range infos {
+		switch {
+		case info.MaxTXID > l1Max:
+			notCompacted++
+		case info.CreatedAt.After(cutoff):
+			tooRecent++
+		default:
+			eligible++
+		}
+	}
+	name := dbLabel(r.db.path)
+	l0RetentionGauge.WithLabelValues(name, "eligible").Set(float64(eligible))
+	l0RetentionGauge.WithLabelValues(name, "not_compacted").Set(float64(notCompacted))
+	l0RetentionGauge.WithLabelValues(name, "too_recent").Set(float64(tooRecent))
 }
 
 // removeLocalLTX deletes local level-0 files, never the newest one.

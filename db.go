@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/superfly/ltx"
@@ -162,6 +163,7 @@ func (db *DB) Open() error {
 	}
 	db.ctx, db.cancel = context.WithCancel(context.Background())
 	db.opened = true
+	lags.add(db)
 	if db.Replica != nil {
 		db.Replica.start(db.ctx)
 	}
@@ -222,6 +224,7 @@ func (db *DB) Close(ctx context.Context) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	db.opened = false
+	lags.remove(db)
 	errs = append(errs, db.closeConns())
 	return errors.Join(errs...)
 }
@@ -420,7 +423,24 @@ func (db *DB) reconcileWithReplica(ctx context.Context) error {
 func (db *DB) Sync(ctx context.Context) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	return db.syncLocked(ctx)
+	start := time.Now()
+	err := db.syncLocked(ctx)
+	if !errors.Is(err, fs.ErrNotExist) {
+		db.observeSync(start, err)
+	}
+	return err
+}
+
+// isDiskFull reports whether err means the disk or quota is full.
+func isDiskFull(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "database or disk is full") || strings.Contains(s, "no space left on device")
 }
 
 func (db *DB) syncLocked(ctx context.Context) error {
@@ -687,6 +707,7 @@ func (db *DB) writeLevel0(wal File, hdr walHeader, seg *walSegment, full bool) e
 	db.pos.offset, db.pos.checksum = seg.end, seg.checksum
 	db.pos.salt1, db.pos.salt2, db.pos.ckptSeq = hdr.salt1, hdr.salt2, hdr.checkpointSeq
 	db.syncedPages += seg.frames
+	totalWALBytesCounter.WithLabelValues(db.path).Add(float64(seg.end - seg.start))
 	close(db.changed)
 	db.changed = make(chan struct{})
 	return nil
@@ -815,11 +836,26 @@ func (db *DB) Checkpoint(ctx context.Context, mode string) error {
 // data_version, that nobody committed in between; if someone did, the next
 // file is a full image.
 func (db *DB) checkpoint(ctx context.Context, mode string) error {
+	start := time.Now()
+	ran, err := db.runCheckpoint(ctx, mode)
+	if ran || err != nil {
+		checkpointCounter.WithLabelValues(db.path, mode).Inc()
+		checkpointSecondsCounter.WithLabelValues(db.path, mode).Add(time.Since(start).Seconds())
+	}
+	if err != nil {
+		checkpointErrorCounter.WithLabelValues(db.path, mode).Inc()
+	}
+	return err
+}
+
+// runCheckpoint does the work of checkpoint; ran is false when it was
+// skipped because the application held the write lock.
+func (db *DB) runCheckpoint(ctx context.Context, mode string) (ran bool, err error) {
 	if err := db.beginWrite(ctx); err != nil {
 		if isBusy(err) {
-			return nil // the application is writing; try after the next sync
+			return false, nil // the application is writing; try after the next sync
 		}
-		return fmt.Errorf("checkpoint: %w", err)
+		return false, fmt.Errorf("checkpoint: %w", err)
 	}
 	locked := true
 	defer func() {
@@ -828,18 +864,18 @@ func (db *DB) checkpoint(ctx context.Context, mode string) error {
 		}
 	}()
 	if _, err := db.syncWAL(ctx); err != nil {
-		return fmt.Errorf("checkpoint: sync before: %w", err)
+		return true, fmt.Errorf("checkpoint: sync before: %w", err)
 	}
 	if db.needResync {
-		return nil
+		return false, nil
 	}
 	before, err := db.dataVersion(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := db.endRead(); err != nil {
 		db.needResync = true
-		return fmt.Errorf("checkpoint: %w", err)
+		return true, fmt.Errorf("checkpoint: %w", err)
 	}
 	if mode == CheckpointTruncate {
 		db.endWrite()
@@ -850,24 +886,24 @@ func (db *DB) checkpoint(ctx context.Context, mode string) error {
 	if mode == CheckpointTruncate {
 		if werr := db.beginWrite(ctx); werr != nil {
 			db.needResync, db.resyncWhy = true, "write lock after truncate checkpoint"
-			return errors.Join(err, werr)
+			return true, errors.Join(err, werr)
 		}
 		locked = true
 	}
 	if rerr := db.beginRead(ctx); rerr != nil {
 		db.needResync, db.resyncWhy = true, "read transaction after checkpoint"
-		return errors.Join(err, rerr)
+		return true, errors.Join(err, rerr)
 	}
 	if err != nil {
-		return fmt.Errorf("checkpoint %s: %w", mode, err)
+		return true, fmt.Errorf("checkpoint %s: %w", mode, err)
 	}
 	after, err := db.dataVersion(ctx)
 	if err != nil {
-		return err
+		return true, err
 	}
 	if before != after {
 		db.needResync, db.resyncWhy = true, "application committed during truncate checkpoint"
-		return nil
+		return true, nil
 	}
 	// Everything up to here was copied: a WAL restart may follow.
 	db.anchor = walAnchor{valid: true, offset: db.pos.offset, salt1: db.pos.salt1, salt2: db.pos.salt2,
@@ -875,7 +911,7 @@ func (db *DB) checkpoint(ctx context.Context, mode string) error {
 	db.syncedPages = 0
 	db.lastCkptAt = time.Now()
 	db.logger().Debug("checkpoint", "mode", mode, "busy", busy, "log", logN, "checkpointed", ckptN)
-	return nil
+	return true, nil
 }
 
 func (db *DB) dataVersion(ctx context.Context) (int64, error) {

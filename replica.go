@@ -50,7 +50,7 @@ type Replica struct {
 func NewReplica(db *DB, client ReplicaClient) *Replica {
 	r := &Replica{
 		db:           db,
-		Client:       client,
+		Client:       Instrument(client),
 		SyncInterval: DefaultSyncInterval,
 		Logger:       db.Logger,
 		advanced:     make(chan struct{}),
@@ -75,6 +75,7 @@ func (r *Replica) setPos(txid ltx.TXID) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pos, r.posKnown = txid, true
+	replicaTXIDGauge.WithLabelValues(r.db.path).Set(float64(txid))
 	close(r.advanced)
 	r.advanced = make(chan struct{})
 }
@@ -164,6 +165,7 @@ func (r *Replica) upload(ctx context.Context) (gapAt ltx.TXID, err error) {
 	r.mu.Lock()
 	r.lastUploadAt = time.Now()
 	r.mu.Unlock()
+	lastReplicaSyncGauge.WithLabelValues(r.db.path).SetToCurrentTime()
 	return 0, nil
 }
 

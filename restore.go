@@ -156,6 +156,16 @@ type RestoreResult struct {
 // the output path never holds a partial database. The output must not
 // exist (the CLI's -force removes it first).
 func Restore(ctx context.Context, client ReplicaClient, opt RestoreOptions) (*RestoreResult, error) {
+	res, err := restore(ctx, client, opt)
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	restoreCounter.WithLabelValues(result).Inc()
+	return res, err
+}
+
+func restore(ctx context.Context, client ReplicaClient, opt RestoreOptions) (*RestoreResult, error) {
 	fsys := opt.FS
 	if fsys == nil {
 		fsys = OSFS

@@ -221,7 +221,10 @@ func (s *Store) validateAll(ctx context.Context) {
 		problems, err := ValidateLevels(ctx, r.Client)
 		if err != nil && ctx.Err() == nil {
 			r.logger().Error("validation failed", "error", err)
+			continue
 		}
+		validationProblemsGauge.WithLabelValues(r.db.path).Set(float64(len(problems)))
+		compactionVerifyErrorCounter.WithLabelValues(r.db.path).Add(float64(len(problems)))
 		for _, p := range problems {
 			r.logger().Warn("replica validation", "problem", p)
 		}
