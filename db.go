@@ -697,12 +697,22 @@ func (db *DB) writeLevel0(wal File, hdr walHeader, seg *walSegment, full bool) e
 		return db.readDBPage(pgno, buf)
 	}
 	path := db.LTXPath(txid, txid)
-	if err := WriteFileAtomic(db.FS, path, 0o644, func(w io.Writer) error {
+	err := WriteFileAtomic(db.FS, path, 0o644, func(w io.Writer) error {
 		_, err := ltxfile.Encode(w, h, pgnos, readPage)
 		return err
-	}); err != nil {
+	})
+	var published *PublishedError
+	if err != nil && !errors.As(err, &published) {
 		return fmt.Errorf("write level-0 file %s: %w", filepath.Base(path), err)
 	}
+	// Once the file has its final name the position must move past it,
+	// even if the directory fsync failed, so TXID txid is never written
+	// twice with different content.
+	defer func() {
+		if published != nil {
+			db.logger().Error("level-0 file may not survive a crash", "error", published)
+		}
+	}()
 	db.pos.txid, db.pos.commit = txid, commit
 	db.pos.offset, db.pos.checksum = seg.end, seg.checksum
 	db.pos.salt1, db.pos.salt2, db.pos.ckptSeq = hdr.salt1, hdr.salt2, hdr.checkpointSeq

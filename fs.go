@@ -93,8 +93,27 @@ func WriteFileAtomic(fsys FS, path string, perm os.FileMode, write func(w io.Wri
 	if err := fsys.Rename(tmp, path); err != nil {
 		return fmt.Errorf("rename %s: %w", tmp, err)
 	}
-	return SyncDir(fsys, filepath.Dir(path))
+	if err := SyncDir(fsys, filepath.Dir(path)); err != nil {
+		return &PublishedError{Path: path, Err: err}
+	}
+	return nil
 }
+
+// PublishedError means a file reached its final name, with its content
+// fsynced, but the directory fsync that makes the rename durable failed.
+// The file is visible and may already have been read (uploaded), so the
+// writer must treat it as written: never write different content under
+// the same name.
+type PublishedError struct {
+	Path string
+	Err  error
+}
+
+func (e *PublishedError) Error() string {
+	return fmt.Sprintf("%s written but not durable: %v", e.Path, e.Err)
+}
+
+func (e *PublishedError) Unwrap() error { return e.Err }
 
 // SyncDir fsyncs a directory so a rename or create in it is durable.
 func SyncDir(fsys FS, dir string) error {

@@ -125,3 +125,23 @@ func counterOrZero(name string, labels map[string]string) float64 {
 	}
 	return 0
 }
+
+// counterOrZeroGauge reads a gauge that may not exist yet.
+func counterOrZeroGauge(name string, labels map[string]string) float64 {
+	families, _ := prometheus.DefaultGatherer.Gather()
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return 0
+}
