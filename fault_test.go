@@ -42,7 +42,9 @@ func TestLocalFaultsRecoverWithoutGap(t *testing.T) {
 		{"failed fsync", func(f *faultfs.FS) { f.Inject(faultfs.OpSync, ".ltx.tmp", faultfs.EIO, 1) }},
 		{"failed rename", func(f *faultfs.FS) { f.Inject(faultfs.OpRename, metaFile, faultfs.EIO, 1) }},
 		{"failed create", func(f *faultfs.FS) { f.Inject(faultfs.OpCreate, metaFile, faultfs.ENOSPC, 1) }},
-		{"failed dir fsync", func(f *faultfs.FS) { f.Inject(faultfs.OpSync, filepath.Join(".app.db-litestream", "ltx", "0"), faultfs.EIO, 1) }},
+		{"failed dir fsync", func(f *faultfs.FS) {
+			f.Inject(faultfs.OpSync, filepath.Join(".app.db-litestream", "ltx", "0"), faultfs.EIO, 1)
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
