@@ -178,14 +178,14 @@ func TestParseHost(t *testing.T) {
 	}
 }
 
-func TestKeyLayout(t *testing.T) {
+func TestKey(t *testing.T) {
 	for _, tc := range []struct {
 		path, want string
 		level      int
 	}{
 		{"backups/app", "backups/app/0009/0000000000000001-000000000000001a.ltx", 9},
 		{"/backups/app/", "backups/app/0000/0000000000000001-000000000000001a.ltx", 0},
-		{"", "./000a/0000000000000001-000000000000001a.ltx", 10},
+		{"", "000a/0000000000000001-000000000000001a.ltx", 10},
 	} {
 		c, err := NewReplicaClient(Config{Bucket: "b", Path: tc.path, Endpoint: "127.0.0.1:1"})
 		if err != nil {

@@ -3,6 +3,7 @@ package s3
 import (
 	"context"
 	"fmt"
+	"regexp"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -68,10 +69,15 @@ func (c *ReplicaClient) deleteBatch(ctx context.Context, api *s3.Client, keys []
 	return nil
 }
 
-// DeleteAll deletes every object under "<path>/" (or "./" for an empty
-// path, see root). It lists one page, deletes it and lists again after
-// the last key seen, so memory stays bounded and every round makes
-// progress.
+// levelDirRegex matches keys inside a level directory at the bucket root.
+var levelDirRegex = regexp.MustCompile(`^[0-9a-f]{4}/`)
+
+// DeleteAll deletes every object under "<path>/". With an empty path the
+// replica lives at the bucket root, so only keys inside level
+// directories (XXXX/...) are deleted, never the rest of the bucket.
+//
+// It lists one page, deletes it and lists again after the last key seen,
+// so memory stays bounded and every round makes progress.
 func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -80,16 +86,21 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	prefix := c.root() + "/"
+	prefix := ""
+	if c.cfg.Path != "" {
+		prefix = c.cfg.Path + "/"
+	}
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(c.cfg.Bucket), Prefix: aws.String(prefix)}
 	for {
 		page, err := api.ListObjectsV2(ctx, in)
 		if err != nil {
-			return c.opError("ListObjectsV2", prefix, err)
+			return c.listError(prefix, err)
 		}
-		keys := make([]string, len(page.Contents))
-		for i, obj := range page.Contents {
-			keys[i] = aws.ToString(obj.Key)
+		var keys []string
+		for _, obj := range page.Contents {
+			if key := aws.ToString(obj.Key); prefix != "" || levelDirRegex.MatchString(key) {
+				keys = append(keys, key)
+			}
 		}
 		for len(keys) > 0 {
 			n := min(len(keys), MaxKeys)

@@ -86,7 +86,7 @@ func (itr *fileIterator) Next() bool {
 func (itr *fileIterator) fetchPage() error {
 	page, err := itr.pages.NextPage(itr.ctx)
 	if err != nil {
-		return itr.client.opError("ListObjectsV2", itr.prefix, err)
+		return itr.client.listError(itr.prefix, err)
 	}
 	infos := make([]*ltx.FileInfo, 0, len(page.Contents))
 	for _, obj := range page.Contents {

@@ -200,26 +200,23 @@ func (c *ReplicaClient) Type() string { return ReplicaClientType }
 // Bucket returns the bucket name (or access-point ARN).
 func (c *ReplicaClient) Bucket() string { return c.cfg.Bucket }
 
-// Path returns the key prefix, without leading or trailing slash; an
-// empty path means the prefix ".".
+// Path returns the key prefix, without leading or trailing slash.
 func (c *ReplicaClient) Path() string { return c.cfg.Path }
 
 // Endpoint returns the endpoint URL, or "" for AWS.
 func (c *ReplicaClient) Endpoint() string { return c.cfg.endpoint }
 
-// root is the key prefix without its trailing slash. An empty path
-// becomes ".", as in Litestream v0.5 (which cleans an empty URL path to
-// "."), so such a replica's keys are ./0000/... in both tools.
-func (c *ReplicaClient) root() string {
-	if c.cfg.Path == "" {
-		return "."
-	}
-	return c.cfg.Path
-}
-
-// levelPrefix is "<path>/<level %04x>/".
+// levelPrefix is "<path>/<level %04x>/", or "<level %04x>/" for an empty
+// path: the level directories then sit at the bucket root.
+//
+// Litestream v0.5 cleans an empty URL path to "." and writes ./0000/...
+// keys; MinIO rejects those (XMinioInvalidResourceName) and versitygw
+// stores them as 0000/..., so the root form is the portable one.
 func (c *ReplicaClient) levelPrefix(level int) string {
-	return fmt.Sprintf("%s/%04x/", c.root(), level)
+	if c.cfg.Path == "" {
+		return fmt.Sprintf("%04x/", level)
+	}
+	return fmt.Sprintf("%s/%04x/", c.cfg.Path, level)
 }
 
 func (c *ReplicaClient) key(level int, minTXID, maxTXID ltx.TXID) string {
@@ -233,6 +230,11 @@ func (c *ReplicaClient) opError(op, key string, err error) error {
 		return fmt.Errorf("s3: %s bucket %q: %w", op, c.cfg.Bucket, err)
 	}
 	return fmt.Errorf("s3: %s bucket %q key %q: %w", op, c.cfg.Bucket, key, err)
+}
+
+// listError is opError for a listing, which has a prefix, not a key.
+func (c *ReplicaClient) listError(prefix string, err error) error {
+	return fmt.Errorf("s3: ListObjectsV2 bucket %q prefix %q: %w", c.cfg.Bucket, prefix, err)
 }
 
 // OpenLTXFile reads a file from offset; size 0 reads to the end. A
