@@ -29,6 +29,9 @@ type wireProxy struct {
 	mu     sync.Mutex
 	inject []int
 	seen   []seenRequest
+
+	// respond, when set, may answer a request itself (returns true).
+	respond func(w http.ResponseWriter, r *http.Request) bool
 }
 
 type seenRequest struct {
@@ -54,7 +57,11 @@ func newWireProxy(t *testing.T, target string) *wireProxy {
 			code, p.inject = p.inject[0], p.inject[1:]
 		}
 		p.seen = append(p.seen, seenRequest{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), code})
+		respond := p.respond
 		p.mu.Unlock()
+		if respond != nil && respond(w, r) {
+			return
+		}
 		if code == 0 {
 			rp.ServeHTTP(w, r)
 			return
@@ -67,6 +74,12 @@ func newWireProxy(t *testing.T, target string) *wireProxy {
 	}))
 	t.Cleanup(p.srv.Close)
 	return p
+}
+
+func (p *wireProxy) setRespond(fn func(w http.ResponseWriter, r *http.Request) bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.respond = fn
 }
 
 func (p *wireProxy) injectNext(codes ...int) {
@@ -214,4 +227,71 @@ func checkWire(t *testing.T, reqs []seenRequest, unsigned, md5, tigris, gcsFix b
 	if puts < 3 || deletes != 1 {
 		t.Fatalf("saw %d PUTs and %d DeleteObjects in %d requests", puts, deletes, len(reqs))
 	}
+}
+
+// Without a region, the client asks HeadBucket for x-amz-bucket-region on
+// first use; S3 sends that header even with an error status.
+func TestRegionLookup(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv testServer) {
+		ctx := testCtx(t)
+		c, p := proxiedClient(t, srv, nil)
+		c.api = nil // as when neither region nor endpoint is configured
+		api, err := c.client(ctx)
+		if err != nil {
+			t.Fatalf("region lookup against %s: %v", srv.name, err)
+		}
+		if got := api.Options().Region; got != DefaultRegion {
+			t.Fatalf("region %q", got)
+		}
+		if reqs := p.requests(); len(reqs) != 1 || reqs[0].method != http.MethodHead {
+			t.Fatalf("requests %v", reqs)
+		}
+
+		// A HEAD answered 301 with the header, as AWS does for a bucket
+		// in another region.
+		c.api = nil
+		p.setRespond(func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method != http.MethodHead {
+				return false
+			}
+			w.Header().Set("X-Amz-Bucket-Region", "eu-test-1")
+			w.WriteHeader(http.StatusMovedPermanently)
+			return true
+		})
+		if api, err = c.client(ctx); err != nil || api.Options().Region != "eu-test-1" {
+			t.Fatalf("region %v, %v", api, err)
+		}
+		p.setRespond(nil)
+		c.api = c.newAPI(DefaultRegion) // the servers' region, for cleanup
+	})
+}
+
+// SSE-C headers go with every request that touches object data; the key
+// itself never shows up in an error.
+func TestSSECustomerHeaders(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv testServer) {
+		ctx := testCtx(t)
+		key := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // base64 of 32 bytes
+		c, p := proxiedClient(t, srv, func(cfg *Config) { cfg.SSECustomerKey = key })
+		_, werr := c.WriteLTXFile(ctx, 0, 1, 1, bytes.NewReader(replicatest.NewLTXFile(1, 1, testTime, 1)))
+		_, rerr := c.OpenLTXFile(ctx, 0, 1, 1, 0, 0)
+		t.Logf("%s with SSE-C over http: write %v; read %v", srv.name, werr, rerr)
+		for _, err := range []error{werr, rerr} {
+			if err != nil && strings.Contains(err.Error(), key) {
+				t.Fatalf("error contains the key: %v", err)
+			}
+		}
+		reqs := p.requests()
+		if len(reqs) < 2 {
+			t.Fatalf("%d requests", len(reqs))
+		}
+		for _, r := range reqs[:2] {
+			h := r.header
+			if h.Get("X-Amz-Server-Side-Encryption-Customer-Algorithm") != "AES256" ||
+				h.Get("X-Amz-Server-Side-Encryption-Customer-Key") != key ||
+				h.Get("X-Amz-Server-Side-Encryption-Customer-Key-Md5") != "hRasmdxgYDKV3nvbahU1MA==" {
+				t.Fatalf("%s %s: SSE-C headers missing: %v", r.method, r.path, h)
+			}
+		}
+	})
 }
