@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"regexp"
 
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/googleapi"
@@ -65,8 +66,15 @@ func describe(err error) string {
 	if msg == "" {
 		msg = http.StatusText(ge.Code)
 	}
+	s := fmt.Sprintf("HTTP %d: %s", ge.Code, msg)
 	if reason != "" {
-		return fmt.Sprintf("HTTP %d: %s (%s)", ge.Code, msg, reason)
+		s += " (" + reason + ")"
 	}
-	return fmt.Sprintf("HTTP %d: %s", ge.Code, msg)
+	// The retry loop's own wrapping is dropped above; keep its count.
+	if m := retriesGivenUp.FindStringSubmatch(err.Error()); m != nil {
+		s += "; gave up after " + m[1] + " attempts"
+	}
+	return s
 }
+
+var retriesGivenUp = regexp.MustCompile(`^storage: retry failed after (\d+) attempts`)

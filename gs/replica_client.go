@@ -117,7 +117,9 @@ func (c *ReplicaClient) bucket(ctx context.Context) (*storage.BucketHandle, erro
 		if os.Getenv("STORAGE_EMULATOR_HOST") != "" {
 			opts = append(opts, option.WithoutAuthentication())
 		}
-		client, err := storage.NewClient(ctx, opts...)
+		// The credentials may keep this context for token refreshes, so
+		// it must outlive the call that happened to create the client.
+		client, err := storage.NewClient(context.WithoutCancel(ctx), opts...)
 		if err != nil {
 			return nil, fmt.Errorf("gs: create client for bucket %q: %w", c.cfg.Bucket, err)
 		}
