@@ -47,9 +47,12 @@ func TestKeyLayoutAndTimestampMetadata(t *testing.T) {
 	}
 }
 
-func TestEmptyPathLayout(t *testing.T) {
-	c := newTestClient(t)
-	if got := c.key(0, 1, 2); got != c.Path()+"/ltx/0/0000000000000001-0000000000000002.ltx" {
+func TestKeyLayoutWithoutServer(t *testing.T) {
+	c, err := NewReplicaClient(Config{Bucket: "b", Path: "/a/b/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.key(0, 1, 2); got != "a/b/ltx/0/0000000000000001-0000000000000002.ltx" {
 		t.Fatalf("key = %q", got)
 	}
 	c2, err := NewReplicaClient(Config{Bucket: "b", Path: "/"})

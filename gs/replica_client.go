@@ -2,6 +2,11 @@
 // out as <path>/ltx/<level>/<min>-<max>.ltx exactly as Litestream v0.5
 // does. Each object carries the LTX header timestamp in its
 // "litestream-timestamp" metadata, which GCS returns with every listing.
+//
+// Authentication is Google's Application Default Credentials only
+// (GOOGLE_APPLICATION_CREDENTIALS, gcloud's user credentials, or the
+// metadata server), as upstream. With STORAGE_EMULATOR_HOST set, the
+// client talks plain HTTP to that emulator without authentication.
 package gs
 
 import (
