@@ -121,25 +121,23 @@ func (c *RestoreCommand) resolve(arg string, f *restoreFlags) (litestream.Replic
 	if err != nil {
 		return nil, "", err
 	}
-	for _, dbc := range cfg.DBs {
-		if dbc.Path != dbPath {
-			continue
-		}
-		rs, err := dbc.ReplicaSettings()
-		if err != nil {
-			return nil, "", err
-		}
-		client, err := config.NewReplicaClient(rs)
-		if err != nil {
-			return nil, "", err
-		}
-		out := f.output
-		if out == "" {
-			out = dbPath
-		}
-		return client, out, nil
+	dbc, err := findDBConfig(cfg, dbPath) // a `path:` entry or a database under a `dir:` entry
+	if err != nil {
+		return nil, "", err
 	}
-	return nil, "", fmt.Errorf("database %s is not in the config file", dbPath)
+	rs, err := dbc.ReplicaSettings()
+	if err != nil {
+		return nil, "", err
+	}
+	client, err := config.NewReplicaClient(rs)
+	if err != nil {
+		return nil, "", err
+	}
+	out := f.output
+	if out == "" {
+		out = dbPath
+	}
+	return client, out, nil
 }
 
 func (c *RestoreCommand) restore(ctx context.Context, client litestream.ReplicaClient, out string, target litestream.RestoreTarget, f *restoreFlags) error {
