@@ -25,8 +25,10 @@ type ReplicateCommand struct {
 	stdout, stderr io.Writer
 	logger         *slog.Logger
 	cfg            *config.Config
+	dbcs           []*config.DBConfig // one per database, `dir:` entries expanded
 	dbs            []*litestream.DB
 	store          *litestream.Store
+	watcher        *dirWatcher // nil unless a `dir:` entry has watch: true
 }
 
 // Run executes the command.
@@ -80,10 +82,10 @@ func (c *ReplicateCommand) Run(ctx context.Context, args []string) error {
 	}
 	c.logger.Info("litestream", "version", versionString())
 
-	for _, dbc := range c.cfg.DBs {
-		if dbc.Dir != "" {
-			return fmt.Errorf("dir %s: directory replication is not available in this build yet", dbc.Dir)
-		}
+	if c.dbcs, err = expandDBConfigs(c.cfg, expandReplicate); err != nil {
+		return err
+	}
+	for _, dbc := range c.dbcs {
 		db, err := newDB(dbc, c.cfg, c.logger)
 		if err != nil {
 			return fmt.Errorf("database %s: %w", dbc.Path, err)
@@ -95,7 +97,7 @@ func (c *ReplicateCommand) Run(ctx context.Context, args []string) error {
 		}
 		c.dbs = append(c.dbs, db)
 	}
-	if len(c.dbs) == 0 {
+	if len(c.dbs) == 0 && !hasWatchedDir(c.cfg) {
 		c.logger.Error("no databases specified in configuration")
 	}
 
@@ -312,6 +314,13 @@ func (c *ReplicateCommand) runDaemon(ctx context.Context, execCmd string) error 
 	for _, db := range c.dbs {
 		c.logger.Info("replicating", "db", db.Path(), "replica", db.Replica.Client.Type())
 	}
+	var err error
+	if c.watcher, err = newDirWatcher(c.cfg, c.dbcs, c.logger, c.addDB, c.removeDB); err != nil {
+		c.close(ctx, nil)
+		return err
+	} else if c.watcher != nil {
+		c.watcher.Run()
+	}
 
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
@@ -320,7 +329,6 @@ func (c *ReplicateCommand) runDaemon(ctx context.Context, execCmd string) error 
 	var child *exec.Cmd
 	childDone := make(chan error, 1)
 	if execCmd != "" {
-		var err error
 		if child, err = startChild(execCmd, c.stdout, c.stderr); err != nil {
 			c.close(ctx, signals)
 			return err
@@ -346,9 +354,42 @@ func (c *ReplicateCommand) runDaemon(ctx context.Context, execCmd string) error 
 	return runErr
 }
 
-// close runs the final syncs, bounded by shutdown-sync-timeout; a second
-// signal abandons them.
+// addDB starts replicating a database found by the directory watcher.
+func (c *ReplicateCommand) addDB(dbc *config.DBConfig) error {
+	db, err := newDB(dbc, c.cfg, c.logger)
+	if err != nil {
+		return err
+	}
+	if err := c.store.AddDB(db); err != nil {
+		return err
+	}
+	c.logger.Info("replicating", "db", db.Path(), "replica", db.Replica.Client.Type())
+	return nil
+}
+
+// removeDB stops replicating a database that was removed, after a final
+// sync bounded by shutdown-sync-timeout.
+func (c *ReplicateCommand) removeDB(path string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), max(c.shutdownTimeout(), time.Millisecond))
+	defer cancel()
+	return c.store.RemoveDB(ctx, path)
+}
+
+func hasWatchedDir(cfg *config.Config) bool {
+	for _, dbc := range cfg.DBs {
+		if dbc.Dir != "" && dbc.Watch {
+			return true
+		}
+	}
+	return false
+}
+
+// close stops the directory watcher, then runs the final syncs, bounded
+// by shutdown-sync-timeout; a second signal abandons them.
 func (c *ReplicateCommand) close(ctx context.Context, signals <-chan os.Signal) error {
+	if c.watcher != nil {
+		c.watcher.Close()
+	}
 	ctx, cancel := context.WithTimeout(ctx, max(c.shutdownTimeout(), time.Millisecond))
 	defer cancel()
 	go func() {
