@@ -1,10 +1,12 @@
 package litestream_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/sqlitebackup/litestream"
 	"github.com/sqlitebackup/litestream/file"
+	"github.com/sqlitebackup/litestream/ltxfile"
 )
 
 // openApp opens the "application" connection pool: a separate connection
@@ -199,3 +202,24 @@ func (h *harness) verifyAll() {
 }
 
 func newFileClient(dir string) *file.ReplicaClient { return file.NewReplicaClient(dir) }
+
+// newTinyLTX encodes a one-page LTX file for planner tests.
+func newTinyLTX(t testing.TB, minTXID, maxTXID ltx.TXID) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	hdr := ltxfile.Header(512, 1, minTXID, maxTXID, time.UnixMilli(1_700_000_000_000+int64(maxTXID)))
+	if _, err := ltxfile.Encode(&buf, hdr, []uint32{1}, func(pgno uint32, b []byte) error { clear(b); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+func planNames(plan []*ltx.FileInfo) []string {
+	var a []string
+	for _, info := range plan {
+		a = append(a, fmt.Sprintf("L%d:%s", info.Level, ltx.FormatFilename(info.MinTXID, info.MaxTXID)))
+	}
+	return a
+}

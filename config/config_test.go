@@ -111,3 +111,14 @@ func TestReplicaURLs(t *testing.T) {
 		t.Fatal("a path is not a URL")
 	}
 }
+
+func TestParseReplicaURLRedactsPassword(t *testing.T) {
+	_, err := ParseReplicaURL("sftp://u:topsecret@host:badport/p")
+	if err == nil || strings.Contains(err.Error(), "topsecret") {
+		t.Fatalf("error %v leaks the password or is nil", err)
+	}
+	u, err := ParseReplicaURL("s3://arn:aws:s3:us-east-1:123456789012:accesspoint/ap/db")
+	if err != nil || u.Scheme != "s3" || u.Opaque == "" {
+		t.Fatalf("access point ARN: %v %v", u, err)
+	}
+}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
@@ -162,15 +163,48 @@ func IsURL(s string) bool {
 	return true
 }
 
-// ParseReplicaURL parses a replica URL and checks it has a scheme.
+// ParseReplicaURL parses a replica URL and checks it has a scheme. Error
+// messages never repeat a password embedded in the URL. S3 access-point
+// ARNs (s3://arn:aws:s3:REGION:ACCOUNT:accesspoint/NAME/path), which are
+// not valid URL hosts, come back with the ARN and path in Opaque for the
+// s3 factory to parse.
 func ParseReplicaURL(s string) (*url.URL, error) {
 	if !IsURL(s) {
-		return nil, fmt.Errorf("invalid replica URL %q: expected scheme://...", s)
+		return nil, fmt.Errorf("invalid replica URL %q: expected scheme://... (e.g. file:///var/backups/app)", redactURL(s))
+	}
+	scheme, rest, _ := strings.Cut(s, "://")
+	if strings.EqualFold(scheme, "s3") && strings.HasPrefix(rest, "arn:") {
+		return &url.URL{Scheme: "s3", Opaque: rest}, nil
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return nil, fmt.Errorf("invalid replica URL %q: %w", s, err)
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // url.Error repeats the whole URL, password included
+		}
+		return nil, fmt.Errorf("invalid replica URL %q: %v", redactURL(s), err)
 	}
 	u.Scheme = strings.ToLower(u.Scheme)
 	return u, nil
+}
+
+// redactURL hides the password of scheme://user:password@host/... .
+func redactURL(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return s
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndex(rest[:end], "@")
+	if at < 0 {
+		return s
+	}
+	user, _, hasPass := strings.Cut(rest[:at], ":")
+	if !hasPass {
+		return s
+	}
+	return scheme + "://" + user + ":xxxxx" + rest[at:]
 }
