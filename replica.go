@@ -35,7 +35,8 @@ type Replica struct {
 	mu           sync.Mutex // guards the fields below
 	pos          ltx.TXID   // highest TXID known to be in the replica
 	posKnown     bool
-	lastUploadAt time.Time
+	lastUploadAt time.Time     // last upload pass, successful or not (rate limiting)
+	lastSyncAt   time.Time     // last successful upload pass
 	advanced     chan struct{} // closed and replaced when pos advances
 
 	levels            [SnapshotLevel + 1]levelState // cached per-level maximum TXIDs
@@ -69,6 +70,14 @@ func (r *Replica) Pos() ltx.TXID {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.pos
+}
+
+// LastSyncAt returns when the last upload pass succeeded; zero if none has
+// in this process.
+func (r *Replica) LastSyncAt() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastSyncAt
 }
 
 func (r *Replica) setPos(txid ltx.TXID) {
@@ -164,6 +173,7 @@ func (r *Replica) upload(ctx context.Context) (gapAt ltx.TXID, err error) {
 	}
 	r.mu.Lock()
 	r.lastUploadAt = time.Now()
+	r.lastSyncAt = r.lastUploadAt
 	r.mu.Unlock()
 	lastReplicaSyncGauge.WithLabelValues(r.db.path).SetToCurrentTime()
 	return 0, nil

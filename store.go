@@ -61,6 +61,18 @@ func (s *Store) DBs() []*DB {
 	return append([]*DB(nil), s.dbs...)
 }
 
+// DB returns the store's database at path, or nil.
+func (s *Store) DB(path string) *DB {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, db := range s.dbs {
+		if db.Path() == path {
+			return db
+		}
+	}
+	return nil
+}
+
 // Open opens every DB and starts the schedulers.
 func (s *Store) Open() error {
 	if len(s.CompactionIntervals) > MaxCompactionLevel {
