@@ -2,7 +2,10 @@ package litestream_test
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
+
+	"github.com/sqlitebackup/litestream"
 )
 
 // TestDBReopen: a DB can be stopped and started again in one process (the
@@ -26,4 +29,28 @@ func TestDBReopen(t *testing.T) {
 		t.Fatal("LastSyncAt not recorded")
 	}
 	h.verifyAll()
+}
+
+// TestRestoreProgress: the progress hook sees the pages written grow to
+// the database size.
+func TestRestoreProgress(t *testing.T) {
+	h := newHarness(t, 1024, nil)
+	mustExec(t, h.app, "CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
+	insertRows(t, h, 400)
+	h.sync()
+	var calls int
+	var last int64
+	var total uint32
+	out := filepath.Join(t.TempDir(), "p.db")
+	if _, err := litestream.Restore(context.Background(), h.client, litestream.RestoreOptions{OutputPath: out, Progress: func(written int64, tot uint32) {
+		if written < last {
+			t.Errorf("progress went backwards: %d after %d", written, last)
+		}
+		calls, last, total = calls+1, written, tot
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if calls < 2 || last != int64(total) || total == 0 {
+		t.Fatalf("progress: %d calls, last %d of %d", calls, last, total)
+	}
 }

@@ -140,6 +140,10 @@ type RestoreOptions struct {
 	Target         RestoreTarget
 	IntegrityCheck string // "", "none", "quick" or "full"
 	FS             FS
+
+	// Progress, if set, is called every few hundred pages with the pages
+	// written and the database size in pages, and once at the end.
+	Progress func(written int64, total uint32)
 }
 
 // RestoreResult describes what Restore produced.
@@ -186,7 +190,7 @@ func restore(ctx context.Context, client ReplicaClient, opt RestoreOptions) (*Re
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
-	res, err := restorePlan(ctx, client, plan, opt.OutputPath, fsys)
+	res, err := restorePlan(ctx, client, plan, opt.OutputPath, fsys, opt.Progress)
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
@@ -199,7 +203,7 @@ func restore(ctx context.Context, client ReplicaClient, opt RestoreOptions) (*Re
 	return res, nil
 }
 
-func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo, outputPath string, fsys FS) (_ *RestoreResult, err error) {
+func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo, outputPath string, fsys FS, progress ltxfile.Progress) (_ *RestoreResult, err error) {
 	if err := fsys.MkdirAll(filepath.Dir(outputPath), 0o755); err != nil {
 		return nil, err
 	}
@@ -216,7 +220,7 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 	var res *ltxfile.Result
 	err = WriteFileAtomic(fsys, outputPath, 0o644, func(w io.Writer) error {
 		f := w.(File)
-		if res, err = ltxfile.Apply(f, inputs); err != nil {
+		if res, err = ltxfile.ApplyWithProgress(f, inputs, progress); err != nil {
 			return err
 		}
 		return f.Truncate(int64(res.Commit) * int64(res.PageSize))

@@ -43,6 +43,15 @@ type Result struct {
 // database. Memory use is bounded by the page size times the group size,
 // plus one bit per database page.
 func Apply(w PageWriter, inputs []Input) (*Result, error) {
+	return ApplyWithProgress(w, inputs, nil)
+}
+
+// Progress receives how many pages have been written so far and the final
+// database size in pages. Calls are infrequent (every few hundred pages).
+type Progress func(written int64, total uint32)
+
+// ApplyWithProgress is Apply reporting progress to fn, which may be nil.
+func ApplyWithProgress(w PageWriter, inputs []Input, fn Progress) (*Result, error) {
 	if len(inputs) == 0 {
 		return nil, errors.New("apply: no files")
 	}
@@ -53,6 +62,9 @@ func Apply(w PageWriter, inputs []Input) (*Result, error) {
 	last := hdrs[len(hdrs)-1]
 	res := &Result{PageSize: last.PageSize, Commit: last.Commit, MaxTXID: last.MaxTXID}
 	written := newPageSet()
+	if fn != nil {
+		w = &progressWriter{w: w, res: res, fn: fn}
+	}
 	for i := 0; i < len(inputs); i += maxOpen {
 		j := min(i+maxOpen, len(inputs))
 		trailer, err := applyGroup(w, inputs[i:j], res, written)
@@ -61,10 +73,28 @@ func Apply(w PageWriter, inputs []Input) (*Result, error) {
 		}
 		res.Trailer = trailer
 	}
+	if fn != nil {
+		fn(res.Pages, res.Commit)
+	}
 	if missing, ok := written.firstMissing(res.Commit, ltx.LockPgno(res.PageSize)); !ok {
 		return nil, fmt.Errorf("%w: page %d of %d is missing (does the chain start with a full snapshot?)", ErrIncomplete, missing, res.Commit)
 	}
 	return res, nil
+}
+
+// progressWriter reports progress every 256 pages written.
+type progressWriter struct {
+	w   PageWriter
+	res *Result
+	fn  Progress
+}
+
+func (p *progressWriter) WriteAt(b []byte, off int64) (int, error) {
+	n, err := p.w.WriteAt(b, off)
+	if p.res.Pages%256 == 255 {
+		p.fn(p.res.Pages+1, p.res.Commit)
+	}
+	return n, err
 }
 
 // readHeaders checks that every file has a valid header with the same
