@@ -36,7 +36,7 @@ func TestDBReopen(t *testing.T) {
 func TestRestoreProgress(t *testing.T) {
 	h := newHarness(t, 1024, nil)
 	mustExec(t, h.app, "CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
-	insertRows(t, h, 400)
+	insertRows(t, h, 1500)
 	h.sync()
 	var calls int
 	var last int64
