@@ -390,7 +390,9 @@ func (c *ReplicateCommand) close(ctx context.Context, signals <-chan os.Signal) 
 	if c.watcher != nil {
 		c.watcher.Close()
 	}
-	ctx, cancel := context.WithTimeout(ctx, max(c.shutdownTimeout(), time.Millisecond))
+	// The final sync outlives the run context (cancelled like a signal by
+	// callers embedding the command); only the timeout bounds it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(c.shutdownTimeout(), time.Millisecond))
 	defer cancel()
 	go func() {
 		select {
