@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -24,13 +25,23 @@ import (
 // to the same file, as a real application would have.
 func openApp(t testing.TB, path string, pageSize int) *sql.DB {
 	t.Helper()
-	dsn := fmt.Sprintf("%s?_pragma=busy_timeout(10000)&_pragma=page_size(%d)&_pragma=journal_mode(wal)", path, pageSize)
-	db, err := sql.Open("sqlite", dsn)
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
 	db.SetMaxOpenConns(1)
 	t.Cleanup(func() { db.Close() })
+	// The page size must be set before WAL mode creates the database; in a
+	// DSN, modernc's journal_mode pragma would run first.
+	mustExec(t, db, fmt.Sprintf("PRAGMA page_size = %d", pageSize))
+	mustExec(t, db, "PRAGMA journal_mode = wal")
+	var got int
+	if err := db.QueryRow("PRAGMA page_size").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if _, statErr := os.Stat(path); got != pageSize && statErr == nil {
+		mustExec(t, db, "VACUUM") // an empty database takes the new page size on first write
+	}
 	return db
 }
 

@@ -54,3 +54,15 @@ func TestRestoreProgress(t *testing.T) {
 		t.Fatalf("progress: %d calls, last %d of %d", calls, last, total)
 	}
 }
+
+// TestHarnessPageSize guards the test helpers: the database really has the
+// page size a test asks for.
+func TestHarnessPageSize(t *testing.T) {
+	for _, ps := range []int{512, 65536} {
+		h := newHarness(t, ps, nil)
+		h.sync()
+		if got := h.db.PageSize(); got != uint32(ps) {
+			t.Fatalf("page size %d, want %d", got, ps)
+		}
+	}
+}

@@ -27,12 +27,18 @@ func main() {
 	rows := fs.Int("rows", 1000, "append: rows to insert")
 	pageSize := fs.Int("page-size", 4096, "bigdb: page size")
 	fs.Parse(os.Args[2:])
-	db, err := sql.Open("sqlite", fmt.Sprintf("%s?_pragma=busy_timeout(10000)&_pragma=page_size(%d)&_pragma=journal_mode(wal)", *path, *pageSize))
+	db, err := sql.Open("sqlite", *path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		fail(err)
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
+	// page_size must precede journal_mode, which a DSN would run first.
+	for _, q := range []string{fmt.Sprintf("PRAGMA page_size = %d", *pageSize), "PRAGMA journal_mode = wal"} {
+		if _, err := db.Exec(q); err != nil {
+			fail(err)
+		}
+	}
 	switch os.Args[1] {
 	case "bigdb":
 		err = bigDB(db, *mb)
