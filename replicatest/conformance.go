@@ -232,8 +232,8 @@ func testDeleteAll(t *testing.T, newClient NewClientFunc) {
 }
 
 // testPagination: 2,500 files in one level come back complete and in
-// ascending order, also from a seek point inside a later page, and an
-// iterator closed half-way is fine.
+// ascending order, also from seek points in later pages, and an iterator
+// closed half-way is fine.
 func testPagination(t *testing.T, newClient NewClientFunc) {
 	ctx := testContext(t)
 	c := newClient(t)
@@ -259,11 +259,12 @@ func testPagination(t *testing.T, newClient NewClientFunc) {
 	t.Logf("wrote %d files in %s", paginationFiles, time.Since(start).Round(time.Millisecond))
 
 	checkList(t, ctx, c, level, 0, false, want)
-	for _, i := range []int{999, 1000, 1001, 2345} {
-		minTXID, _ := txids(i)
-		checkList(t, ctx, c, level, minTXID, false, want[i:])     // seek = a file's minTXID
-		checkList(t, ctx, c, level, minTXID+1, false, want[i+1:]) // seek between two files
-	}
+	// Each listing costs seconds on a slow server: two seeks, one at the
+	// first key of the second 1,000-key page, one between two files.
+	first, _ := txids(1000)
+	checkList(t, ctx, c, level, first, false, want[1000:])
+	between, _ := txids(2345)
+	checkList(t, ctx, c, level, between+1, false, want[2346:])
 	checkList(t, ctx, c, 0, 0, false, nil)
 	checkList(t, ctx, c, 2, 0, false, nil)
 
