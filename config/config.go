@@ -29,6 +29,7 @@ type Config struct {
 	DBs []*DBConfig `yaml:"dbs"`
 
 	Addr     string         `yaml:"addr"`
+	PProf    bool           `yaml:"pprof"` // serve /debug/pprof/* on addr and the socket; off by default, unlike upstream
 	MCPAddr  string         `yaml:"mcp-addr"`
 	Exec     string         `yaml:"exec"`
 	Socket   SocketConfig   `yaml:"socket"`
@@ -299,6 +300,21 @@ func (db *DBConfig) normalize() error {
 		return fmt.Errorf("max-sync-wal-bytes: must not be negative (got %d)", *db.MaxSyncWALBytes)
 	}
 	return nil
+}
+
+// DBConfigFor returns the config of a database registered at run time
+// (the control socket's register): one replica URL, the top-level replica
+// defaults applied and validated like an entry of the file.
+func (c *Config) DBConfigFor(path, replicaURL string) (*DBConfig, error) {
+	db := &DBConfig{Path: path, Replica: &ReplicaSettings{URL: replicaURL}}
+	if err := db.normalize(); err != nil {
+		return nil, err
+	}
+	inheritReplicaSettings(db.Replica, &c.ReplicaSettings)
+	if err := db.Replica.validate(); err != nil {
+		return nil, err
+	}
+	return db, nil
 }
 
 // ReplicaSettings returns the database's one replica.
