@@ -79,6 +79,8 @@ type DB struct {
 	lastSyncAt  time.Time
 	changed     chan struct{} // closed and replaced after each sync that wrote a file
 
+	lockFile *os.File // flock on the meta directory, held while open
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -161,6 +163,11 @@ func (db *DB) Open() error {
 	if err := CheckDBFile(db.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	lock, err := acquireMetaLock(db.metaPath)
+	if err != nil {
+		return fmt.Errorf("%s: %w", db.path, err)
+	}
+	db.lockFile = lock
 	db.ctx, db.cancel = context.WithCancel(context.Background())
 	db.opened = true
 	lags.add(db)
@@ -226,6 +233,10 @@ func (db *DB) Close(ctx context.Context) error {
 	db.opened = false
 	lags.remove(db)
 	errs = append(errs, db.closeConns())
+	if db.lockFile != nil {
+		errs = append(errs, db.lockFile.Close()) // releases the flock
+		db.lockFile = nil
+	}
 	return errors.Join(errs...)
 }
 
