@@ -20,9 +20,6 @@ import (
 // Version is set at build time with -ldflags "-X main.Version=...".
 var Version = ""
 
-// errUsage marks errors caused by bad command-line use.
-var errUsage = errors.New("usage")
-
 func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -46,6 +43,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = (&RestoreCommand{stdout: stdout, stderr: stderr}).Run(ctx, rest)
 	case "version":
 		err = (&VersionCommand{stdout: stdout}).Run(rest)
+	case "ltx", "wal":
+		if cmd == "wal" {
+			fmt.Fprintln(stderr, `"wal" is deprecated: use "ltx"`)
+		}
+		err = (&LTXCommand{stdout: stdout, stderr: stderr}).Run(ctx, rest)
+	case "databases":
+		err = (&DatabasesCommand{stdout: stdout, stderr: stderr}).Run(rest)
+	case "status":
+		err = (&StatusCommand{stdout: stdout, stderr: stderr}).Run(ctx, rest)
+	case "reset":
+		err = (&ResetCommand{stdout: stdout, stderr: stderr}).Run(rest)
 	default:
 		if strings.HasPrefix(cmd, "-") {
 			fmt.Fprint(stdout, usage)
@@ -126,8 +134,12 @@ Usage:
 
 The commands are:
 
+	databases    lists the databases in the configuration file
+	ltx          lists the LTX files in a replica
 	replicate    runs a server to replicate databases
+	reset        removes a database's local LTX files (replicate stopped)
 	restore      recovers a database from a replica
+	status       shows each database's local and replica state
 	version      prints the binary version
 	help         prints this help
 
