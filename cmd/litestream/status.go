@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -61,11 +62,11 @@ func (c *StatusCommand) Run(ctx context.Context, args []string) error {
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
-	if flags.NArg() > 1 {
-		return errors.New("at most one database path\nTry: litestream status [DB_PATH]")
-	}
 	if err := checkNoTrailingFlags(flags.Args()); err != nil {
 		return err
+	}
+	if flags.NArg() > 1 {
+		return errors.New("at most one database path\nTry: litestream status [DB_PATH]")
 	}
 	dbcs, err := c.databases(*configPath, *noExpandEnv, flags.Arg(0))
 	if err != nil {
@@ -220,10 +221,15 @@ func printStatus(w io.Writer, rows []statusJSON) error {
 	}
 	sep := "\n" // errors go below the table, which they would stretch
 	for _, r := range rows {
-		if r.Error != "" {
-			fmt.Fprintf(w, "%s%s: %s\n", sep, r.Database, r.Error)
-			sep = ""
+		if r.Error == "" {
+			continue
 		}
+		msg := r.Error
+		if !strings.Contains(msg, r.Database) {
+			msg = r.Database + ": " + msg
+		}
+		fmt.Fprintf(w, "%s%s\n", sep, msg)
+		sep = ""
 	}
 	return nil
 }
