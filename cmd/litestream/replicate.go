@@ -314,6 +314,8 @@ func (c *ReplicateCommand) runDaemon(ctx context.Context, execCmd string) error 
 	for _, db := range c.dbs {
 		c.logger.Info("replicating", "db", db.Path(), "replica", db.Replica.Client.Type())
 	}
+	ops := c.startOps() // metrics, control socket, heartbeat (daemon_ops.go)
+	defer ops.stop()
 	var err error
 	if c.watcher, err = newDirWatcher(c.cfg, c.dbcs, c.logger, c.addDB, c.removeDB); err != nil {
 		c.close(ctx, nil)
@@ -348,6 +350,7 @@ func (c *ReplicateCommand) runDaemon(ctx context.Context, execCmd string) error 
 		c.logger.Info("subprocess exited, shutting down")
 	case <-ctx.Done():
 	}
+	ops.stop() // no control requests while the final syncs run
 	if err := c.close(ctx, signals); err != nil {
 		return err
 	}
