@@ -54,6 +54,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = (&StatusCommand{stdout: stdout, stderr: stderr}).Run(ctx, rest)
 	case "reset":
 		err = (&ResetCommand{stdout: stdout, stderr: stderr}).Run(rest)
+	case "info":
+		err = (&InfoCommand{stdout: stdout, stderr: stderr}).Run(ctx, rest)
+	case "list":
+		err = (&ListCommand{stdout: stdout, stderr: stderr}).Run(ctx, rest)
+	case "sync":
+		err = (&SyncCommand{stdout: stdout, stderr: stderr}).Run(ctx, rest)
+	case "register":
+		err = (&RegisterCommand{stdout: stdout, stderr: stderr}).Run(ctx, rest)
+	case "unregister":
+		err = (&UnregisterCommand{stdout: stdout, stderr: stderr}).Run(ctx, rest)
+	case "start":
+		err = (&StartCommand{stdout: stdout, stderr: stderr}).Run(ctx, rest)
+	case "stop":
+		err = (&StopCommand{stdout: stdout, stderr: stderr}).Run(ctx, rest)
 	default:
 		if strings.HasPrefix(cmd, "-") {
 			fmt.Fprint(stdout, usage)
@@ -135,13 +149,23 @@ Usage:
 The commands are:
 
 	databases    lists the databases in the configuration file
+	info         shows the running daemon's version, PID and uptime (*)
+	list         lists the running daemon's databases (*)
 	ltx          lists the LTX files in a replica
+	register     adds a database to the running daemon (*)
 	replicate    runs a server to replicate databases
 	reset        removes a database's local LTX files (replicate stopped)
 	restore      recovers a database from a replica
+	start        resumes replicating a stopped database (*)
 	status       shows each database's local and replica state
+	stop         syncs a database one last time and stops replicating it (*)
+	sync         syncs a database now; -wait until it is in the replica (*)
+	unregister   stops replicating a database and forgets it (*)
 	version      prints the binary version
 	help         prints this help
+
+(*) talks to "litestream replicate" over its control socket
+    (config: socket: {enabled: true}).
 
 Run "litestream <command> -h" for a command's flags.
 `
