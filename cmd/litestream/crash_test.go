@@ -11,7 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"sync/atomic"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -19,39 +19,44 @@ import (
 	"github.com/superfly/ltx"
 )
 
-// startReplicateProcess runs "litestream replicate -config cfg" as a real
-// child process (this test binary re-executed as the command).
-func startReplicateProcess(t *testing.T, cfg string) (*exec.Cmd, *bytes.Buffer) {
+// levelZeroNames lists the level-0 file names of a replica.
+func levelZeroNames(t *testing.T, replicaDir string) []string {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "replicate", "-config", cfg)
-	cmd.Env = append(os.Environ(), "LITESTREAM_TEST_AS_MAIN=1")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
+	entries, err := os.ReadDir(filepath.Join(replicaDir, "ltx", "0"))
+	if os.IsNotExist(err) {
+		return nil
+	} else if err != nil {
 		t.Fatal(err)
 	}
-	return cmd, &out
+	var names []string
+	for _, e := range entries {
+		if _, _, err := ltx.ParseFilename(e.Name()); err == nil {
+			names = append(names, e.Name())
+		}
+	}
+	return names
 }
 
 // replicaFiles returns the SHA-256 of every level-0 file in a replica.
 func replicaFiles(t *testing.T, replicaDir string) map[string]string {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(replicaDir, "ltx", "0"))
-	if os.IsNotExist(err) {
-		return map[string]string{}
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	return replicaFilesCached(t, replicaDir, nil)
+}
+
+// replicaFilesCached is replicaFiles hashing only files not in known.
+func replicaFilesCached(t *testing.T, replicaDir string, known map[string]string) map[string]string {
+	t.Helper()
 	m := map[string]string{}
-	for _, e := range entries {
-		if _, _, err := ltx.ParseFilename(e.Name()); err != nil {
+	for _, name := range levelZeroNames(t, replicaDir) {
+		if sum, ok := known[name]; ok {
+			m[name] = sum
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(replicaDir, "ltx", "0", e.Name()))
+		b, err := os.ReadFile(filepath.Join(replicaDir, "ltx", "0", name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		m[e.Name()] = fmt.Sprintf("%x", sha256.Sum256(b))
+		m[name] = fmt.Sprintf("%x", sha256.Sum256(b))
 	}
 	return m
 }
@@ -61,7 +66,7 @@ func replicaFiles(t *testing.T, replicaDir string) map[string]string {
 func waitForNewFile(t *testing.T, replicaDir string, n int, out *bytes.Buffer) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for len(replicaFiles(t, replicaDir)) <= n {
+	for len(levelZeroNames(t, replicaDir)) <= n {
 		if time.Now().After(deadline) {
 			t.Fatalf("no new replica file within 30s; replicate output:\n%s", out.String())
 		}
@@ -69,16 +74,31 @@ func waitForNewFile(t *testing.T, replicaDir string, n int, out *bytes.Buffer) {
 	}
 }
 
-// TestReplicateSurvivesSIGKILL kills the replicate process at random
-// moments while an application writes batches, restarts it, and checks:
-// files already in the replica never change or disappear, level-0 TXIDs
-// stay gap-free, every restore point is a whole number of batches with
-// integrity ok, and the final restore equals the application's data.
-func TestReplicateSurvivesSIGKILL(t *testing.T) {
-	cycles := 8
-	if testing.Short() {
-		cycles = 3
+// crashCycles is 50 (the short form of the crash suite), 5 under -short,
+// or $LITESTREAM_CRASH_CYCLES (the long form: 1000 or more).
+func crashCycles(t *testing.T) int {
+	if v := os.Getenv("LITESTREAM_CRASH_CYCLES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("LITESTREAM_CRASH_CYCLES=%q", v)
+		}
+		return n
 	}
+	if testing.Short() {
+		return 5
+	}
+	return 50
+}
+
+// TestReplicateSurvivesSIGKILL kills, at random moments, either the
+// replicate process or the application (mid-transaction: it commits
+// batches of 10 rows in a tight loop) with SIGKILL, and restarts it. It
+// checks: files already in the replica never change or disappear,
+// level-0 TXIDs stay gap-free, every restore point holds whole batches
+// with integrity ok, and the final restore equals the application's data.
+func TestReplicateSurvivesSIGKILL(t *testing.T) {
+	litestreamBin, testapp := buildBinaries(t)
+	cycles := crashCycles(t)
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "app.db")
 	replicaDir := filepath.Join(dir, "replica")
@@ -90,78 +110,79 @@ func TestReplicateSurvivesSIGKILL(t *testing.T) {
       path: %s
       sync-interval: 5ms
 `, dbPath, replicaDir))
-	app := openApp(t, dbPath)
-	mustExec(t, app, "CREATE TABLE ledger (seq INTEGER PRIMARY KEY, batch INTEGER NOT NULL, payload BLOB)")
 
-	// The application writes batches of 10 rows, one transaction each.
-	var batches atomic.Int64
-	stop := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		for b := int64(1); ; b++ {
-			select {
-			case <-stop:
-				done <- nil
-				return
-			default:
-			}
-			tx, err := app.Begin()
-			if err != nil {
-				done <- err
-				return
-			}
-			for i := 0; i < 10; i++ {
-				if _, err := tx.Exec("INSERT INTO ledger (batch, payload) VALUES (?, randomblob(300))", b); err != nil {
-					tx.Rollback()
-					done <- err
-					return
-				}
-			}
-			if err := tx.Commit(); err != nil {
-				done <- err
-				return
-			}
-			batches.Store(b)
+	start := func(name string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+		cmd := exec.Command(name, args...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-	}()
+		return cmd, &out
+	}
+	kill := func(cmd *exec.Cmd) {
+		if cmd != nil {
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			_ = cmd.Wait()
+		}
+	}
+	var app, rep *exec.Cmd
+	var repOut *bytes.Buffer
+	defer func() { kill(app); kill(rep) }()
 
 	rng := rand.New(rand.NewPCG(7, 7))
 	seen := map[string]string{}
+	appKills, repKills := 0, 0
 	for cycle := 0; cycle < cycles; cycle++ {
-		cmd, out := startReplicateProcess(t, cfg)
-		waitForNewFile(t, replicaDir, len(seen), out)
-		time.Sleep(time.Duration(rng.IntN(150)) * time.Millisecond) // a random moment, not a synchronisation
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
+		if app == nil {
+			app, _ = start(testapp, "ledger", "-db", dbPath)
 		}
-		_ = cmd.Wait()
-		if os.Getenv("CRASH_DEBUG") != "" {
-			t.Logf("cycle %d output:\n%s", cycle, out.String())
+		if rep == nil {
+			rep, repOut = start(litestreamBin, "replicate", "-config", cfg)
 		}
-		now := replicaFiles(t, replicaDir)
-		for name, sum := range seen {
-			if now[name] != sum {
-				t.Fatalf("cycle %d: replica file %s changed or vanished after a crash", cycle, name)
+		waitForNewFile(t, replicaDir, len(seen), repOut)
+		time.Sleep(time.Duration(rng.IntN(100)) * time.Millisecond) // a random moment, not a synchronisation
+		if rng.IntN(10) < 3 {
+			kill(app)
+			app = nil
+			appKills++
+		} else {
+			kill(rep)
+			rep = nil
+			repKills++
+		}
+		now := replicaFilesCached(t, replicaDir, seen)
+		for name := range seen {
+			if _, ok := now[name]; !ok {
+				t.Fatalf("cycle %d: replica file %s vanished after a crash", cycle, name)
 			}
 		}
 		seen = now
 	}
-	close(stop)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	kill(app)
+	app = nil
+	want := queryInt(t, dbPath, "SELECT COALESCE(MAX(batch), 0) FROM ledger")
 
 	// A clean run ships the rest; SIGTERM makes it sync and exit.
-	cmd, out := startReplicateProcess(t, cfg)
-	waitForNewFile(t, replicaDir, len(seen), out)
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if rep == nil {
+		rep, repOut = start(litestreamBin, "replicate", "-config", cfg)
+		waitForNewFile(t, replicaDir, len(seen), repOut)
+	}
+	if err := rep.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("replicate exit: %v\n%s", err, out.String())
+	if err := rep.Wait(); err != nil {
+		t.Fatalf("replicate exit: %v\n%s", err, repOut.String())
 	}
+	rep = nil
 
+	// Every file seen during the run still has the content it had then.
 	final := replicaFiles(t, replicaDir)
+	for name, sum := range seen {
+		if final[name] != sum {
+			t.Fatalf("replica file %s changed after it was written", name)
+		}
+	}
 	names := make([]string, 0, len(final))
 	for name := range final {
 		names = append(names, name)
@@ -172,34 +193,30 @@ func TestReplicateSurvivesSIGKILL(t *testing.T) {
 			t.Fatalf("level-0 files are not contiguous: file %d is %s, want %s", i, name, want)
 		}
 	}
-
-	// Every TXID restores to whole batches; the last one to everything.
-	for i, name := range names {
-		if i%3 != 0 && i != len(names)-1 {
-			continue
-		}
+	rows := 0
+	// Ten restore points spread over the history, by the uninstrumented
+	// binary: each restore is checked for whole batches and integrity.
+	step := max(1, len(names)/10)
+	for i := step - 1; i < len(names); i += step {
 		out := filepath.Join(t.TempDir(), "r.db")
-		txid := name[:16]
-		if code, _, stderr := runCLI(t, "restore", "-txid", txid, "-integrity-check", "full", "-o", out, "file://"+replicaDir); code != 0 {
-			t.Fatalf("restore TXID %s: %s", txid, stderr)
-		}
-		checkWholeBatches(t, out)
+		runProcess(t, litestreamBin, "restore", "-txid", names[i][:16], "-integrity-check", "full", "-o", out, "file://"+replicaDir)
+		rows += checkWholeBatches(t, out)
 	}
 	latest := filepath.Join(t.TempDir(), "latest.db")
 	if code, _, stderr := runCLI(t, "restore", "-o", latest, "file://"+replicaDir); code != 0 {
 		t.Fatalf("restore latest: %s", stderr)
 	}
-	want := batches.Load()
-	if got := int64(queryInt(t, latest, "SELECT COALESCE(MAX(batch), 0) FROM ledger")); got != want {
+	if got := queryInt(t, latest, "SELECT COALESCE(MAX(batch), 0) FROM ledger"); got != want {
 		t.Fatalf("latest restore has %d batches, the application committed %d", got, want)
 	}
-	checkWholeBatches(t, latest)
-	t.Logf("%d kill cycles, %d level-0 files, %d batches (%d rows) checked", cycles, len(names), want, want*10)
+	rows += checkWholeBatches(t, latest)
+	t.Logf("%d kill cycles (%d replicate, %d application), %d level-0 files, %d batches committed, %d restored rows checked",
+		cycles, repKills, appKills, len(names), want, rows)
 }
 
 // checkWholeBatches asserts the ledger holds batches 1..N complete, with
 // sequence numbers 1..10N: no torn transaction, no hole.
-func checkWholeBatches(t *testing.T, path string) {
+func checkWholeBatches(t *testing.T, path string) int {
 	t.Helper()
 	db, err := sql.Open("sqlite", path)
 	if err != nil {
@@ -216,4 +233,5 @@ func checkWholeBatches(t *testing.T, path string) {
 	if rows != maxSeq || rows != maxBatch*10 || badBatches != 0 {
 		t.Fatalf("%s: %d rows, max seq %d, max batch %d, %d torn batches", path, rows, maxSeq, maxBatch, badBatches)
 	}
+	return rows
 }

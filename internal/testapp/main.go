@@ -5,6 +5,7 @@
 //	testapp bigdb -db PATH -mb N      grow a database past N MiB, with rows after the 1 GiB lock page
 //	testapp append -db PATH -rows N   insert N rows of random data
 //	testapp checkpoint -db PATH       PRAGMA wal_checkpoint(TRUNCATE)
+//	testapp ledger -db PATH           commit batches of 10 ledger rows until killed
 package main
 
 import (
@@ -44,6 +45,8 @@ func main() {
 		err = bigDB(db, *mb)
 	case "append":
 		err = appendRows(db, *rows)
+	case "ledger":
+		err = ledger(db)
 	case "checkpoint":
 		_, err = db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 	default:
@@ -83,4 +86,33 @@ func appendRows(db *sql.DB, n int) error {
 	}
 	_, err := db.Exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < ?) INSERT INTO data (v) SELECT randomblob(500) FROM n", n)
 	return err
+}
+
+// ledger commits batches of 10 rows, numbered, one transaction each,
+// forever: the crash tests kill it mid-transaction and check that no
+// restored state ever holds part of a batch.
+func ledger(db *sql.DB) error {
+	if _, err := db.Exec("CREATE TABLE IF NOT EXISTS ledger (seq INTEGER PRIMARY KEY, batch INTEGER NOT NULL, payload BLOB)"); err != nil {
+		return err
+	}
+	var batch int64
+	if err := db.QueryRow("SELECT COALESCE(MAX(batch), 0) FROM ledger").Scan(&batch); err != nil {
+		return err
+	}
+	for {
+		batch++
+		tx, err := db.Begin()
+		if err != nil {
+			return err
+		}
+		for i := 0; i < 10; i++ {
+			if _, err := tx.Exec("INSERT INTO ledger (batch, payload) VALUES (?, randomblob(300))", batch); err != nil {
+				tx.Rollback()
+				return err
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
 }
