@@ -68,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = (&StartCommand{stdout: stdout, stderr: stderr}).Run(ctx, rest)
 	case "stop":
 		err = (&StopCommand{stdout: stdout, stderr: stderr}).Run(ctx, rest)
+	case "verify":
+		err = (&VerifyCommand{stdout: stdout, stderr: stderr}).Run(ctx, rest)
 	default:
 		if strings.HasPrefix(cmd, "-") {
 			fmt.Fprint(stdout, usage)
@@ -161,6 +163,7 @@ The commands are:
 	stop         syncs a database one last time and stops replicating it (*)
 	sync         syncs a database now; -wait until it is in the replica (*)
 	unregister   stops replicating a database and forgets it (*)
+	verify       checks a replica's chain, checksums and restorability
 	version      prints the binary version
 	help         prints this help
 
