@@ -180,4 +180,3 @@ func httpStatus(t *testing.T, url string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
-
