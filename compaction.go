@@ -80,7 +80,7 @@ func (r *Replica) openLTX(ctx context.Context, info *ltx.FileInfo) (io.ReadClose
 			return nil, err
 		}
 	}
-	return r.Client.OpenLTXFile(ctx, info.Level, info.MinTXID, info.MaxTXID, 0, 0)
+	return openResumable(ctx, r.Client, info)
 }
 
 func (r *Replica) inputs(ctx context.Context, infos []*ltx.FileInfo) []ltxfile.Input {

@@ -212,9 +212,7 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 		info := info
 		inputs[i] = ltxfile.Input{
 			Name: fmt.Sprintf("level %d file %s", info.Level, ltx.FormatFilename(info.MinTXID, info.MaxTXID)),
-			Open: func() (io.ReadCloser, error) {
-				return client.OpenLTXFile(ctx, info.Level, info.MinTXID, info.MaxTXID, 0, 0)
-			},
+			Open: func() (io.ReadCloser, error) { return openResumable(ctx, client, info) },
 		}
 	}
 	var res *ltxfile.Result

@@ -180,4 +180,3 @@ func databaseChecksum(ctx context.Context, path string) (ltx.Checksum, error) {
 	}
 	return sum, rows.Err()
 }
-
