@@ -63,8 +63,8 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if f.follow {
-		return errors.New("-f (follow mode) is not available in this build yet")
+	if err := f.checkFollow(); err != nil {
+		return err
 	}
 	switch f.integrity {
 	case "none", "quick", "full":
@@ -74,6 +74,9 @@ func (c *RestoreCommand) Run(ctx context.Context, args []string) error {
 	client, outPath, err := c.resolve(fs.Arg(0), &f)
 	if err != nil {
 		return err
+	}
+	if f.follow {
+		return c.follow(ctx, client, outPath, &f)
 	}
 	return c.restore(ctx, client, outPath, target, &f)
 }
@@ -232,4 +235,8 @@ Arguments:
 	-dry-run              print the restore plan without restoring
 	-json                 print JSON
 	-integrity-check MODE none, quick or full (default none)
+	-f                    follow mode: after the restore keep applying new
+	                      changes; resumes from OUT-txid if OUT exists;
+	                      readers of OUT always see a consistent state
+	-follow-interval D    follow mode poll interval (default 1s)
 `
