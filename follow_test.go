@@ -1,17 +1,22 @@
 package litestream_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -522,4 +527,107 @@ func TestFollowRefusesUnknownState(t *testing.T) {
 	if !errors.Is(err, litestream.ErrNoBackup) {
 		t.Fatalf("follow of an empty replica: %v", err)
 	}
+}
+
+// TestFollowHelperTornWrite is not a test on its own: run as a child
+// process by TestFollowRecoversFromTornWrite, it starts a transaction on
+// the database in $FOLLOW_TORN_DB that overwrites every page with zeros
+// through sqlite_dbpage, with a tiny page cache so the pages reach the
+// file before commit (exactly how follow mode writes a large file), then
+// waits to be killed.
+func TestFollowHelperTornWrite(t *testing.T) {
+	path := os.Getenv("FOLLOW_TORN_DB")
+	if path == "" {
+		t.Skip("helper process for TestFollowRecoversFromTornWrite")
+	}
+	db, err := sql.Open("sqlite", path+"?_pragma=cache_size(2)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	var n int
+	if err := db.QueryRow("PRAGMA page_count").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	var pageSize int
+	if err := db.QueryRow("PRAGMA page_size").Scan(&pageSize); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, db, "BEGIN IMMEDIATE")
+	for pgno := 2; pgno <= n; pgno++ {
+		mustExec(t, db, "INSERT INTO sqlite_dbpage(pgno, data) VALUES (?, ?)", pgno, make([]byte, pageSize))
+	}
+	fmt.Println("TORN")
+	select {} // killed here, mid-transaction
+}
+
+// TestFollowRecoversFromTornWrite kills a process in the middle of a
+// page-writing transaction on a follower's output, after pages already
+// reached the file: a reader must see the last committed state (SQLite
+// rolls the hot journal back), and follow mode must resume from it.
+func TestFollowRecoversFromTornWrite(t *testing.T) {
+	h := newHarness(t, 4096, nil)
+	mustExec(t, h.app, "CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
+	for i := 0; i < 20; i++ {
+		mustExec(t, h.app, "INSERT INTO t (v) VALUES (randomblob(3000))")
+	}
+	at := h.sync()
+	out := filepath.Join(t.TempDir(), "out.db")
+	s := startFollow(t, h.client, out)
+	s.waitFor(at)
+	s.stop()
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFollowHelperTornWrite$", "-test.v")
+	cmd.Env = append(os.Environ(), "FOLLOW_TORN_DB="+out)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !waitForLine(stdout, "TORN") {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal("helper process did not start its transaction")
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if _, err := os.Stat(out + "-journal"); err != nil {
+		t.Fatalf("no hot journal after the kill: %v", err)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(raw[4096:8192], make([]byte, 4096)) {
+		t.Fatal("the killed transaction wrote nothing to the file; the test proves nothing")
+	}
+
+	if got := contentHash(t, out); got != h.states[at] {
+		t.Fatal("a reader saw the torn write")
+	}
+	mustExec(t, h.app, "DELETE FROM t WHERE id % 2 = 0")
+	mustExec(t, h.app, "VACUUM")
+	at = h.sync()
+	s = startFollow(t, h.client, out)
+	s.waitFor(at)
+	s.stop()
+	if got := contentHash(t, out); got != h.states[at] {
+		t.Fatal("follow did not resume correctly after the torn write")
+	}
+}
+
+// waitForLine reads r until a line equal to want, or EOF.
+func waitForLine(r io.Reader, want string) bool {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) == want {
+			go io.Copy(io.Discard, r) // keep the child from blocking on a full pipe
+			return true
+		}
+	}
+	return false
 }
