@@ -22,6 +22,7 @@ type resumableReader struct {
 	rc      io.ReadCloser
 	offset  int64
 	retries int
+	atEnd   bool // the last resume followed an EOF
 }
 
 // maxResumes bounds reopen attempts per file; backoff doubles from 100ms.
@@ -40,11 +41,16 @@ func (r *resumableReader) Read(p []byte) (int, error) {
 		n, err := r.rc.Read(p)
 		r.offset += int64(n)
 		if err == nil || n > 0 {
+			r.atEnd = false
 			return n, nil
 		}
-		if errors.Is(err, io.EOF) && (r.info.Size <= 0 || r.offset >= r.info.Size) {
+		if errors.Is(err, io.EOF) && (r.info.Size <= 0 || r.offset >= r.info.Size || r.atEnd) {
 			return 0, io.EOF
 		}
+		// An EOF before the listed size is a dropped stream — or a layer
+		// (like encryption) that lists stored sizes: after a resume, an
+		// immediate EOF is believed.
+		r.atEnd = errors.Is(err, io.EOF)
 		if rerr := r.resume(err); rerr != nil {
 			return 0, rerr
 		}
@@ -60,13 +66,15 @@ func (r *resumableReader) resume(cause error) error {
 		return cause
 	}
 	r.rc.Close()
-	delay := 100 * time.Millisecond << r.retries
-	r.retries++
-	select {
-	case <-r.ctx.Done():
-		return r.ctx.Err()
-	case <-time.After(delay):
+	if !errors.Is(cause, io.EOF) { // errors back off; a short file is asked again at once
+		delay := 100 * time.Millisecond << r.retries
+		select {
+		case <-r.ctx.Done():
+			return r.ctx.Err()
+		case <-time.After(delay):
+		}
 	}
+	r.retries++
 	rc, err := r.client.OpenLTXFile(r.ctx, r.info.Level, r.info.MinTXID, r.info.MaxTXID, r.offset, 0)
 	if err != nil {
 		return fmt.Errorf("resume at byte %d after %v: %w", r.offset, cause, err)

@@ -369,8 +369,8 @@ func inheritReplicaSettings(dst, defaults *ReplicaSettings) {
 }
 
 func (s *ReplicaSettings) validate() error {
-	if s.Age != nil {
-		return errors.New("age encryption is not currently supported")
+	if s.Age != nil && len(s.Age.Identities) == 0 && len(s.Age.Recipients) == 0 {
+		return errors.New("age: at least one identity or recipient is required")
 	}
 	if s.URL != "" {
 		if _, err := ParseReplicaURL(s.URL); err != nil {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/sqlitebackup/litestream/agecrypt"
 	"strings"
 	"testing"
 	"time"
@@ -90,8 +91,8 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "line 3") {
 		t.Fatalf("error %v", err)
 	}
-	_, err = Parse([]byte("dbs:\n  - path: /a.db\n    replica:\n      path: /r\n      age:\n        recipients: [x]\n"), false)
-	if err == nil || !strings.Contains(err.Error(), "age encryption") {
+	_, err = Parse([]byte("dbs:\n  - path: /a.db\n    replica:\n      path: /r\n      age: {}\n"), false)
+	if err == nil || !strings.Contains(err.Error(), "age") {
 		t.Fatalf("error %v", err)
 	}
 }
@@ -120,5 +121,21 @@ func TestParseReplicaURLRedactsPassword(t *testing.T) {
 	u, err := ParseReplicaURL("s3://arn:aws:s3:us-east-1:123456789012:accesspoint/ap/db")
 	if err != nil || u.Scheme != "s3" || u.Opaque == "" {
 		t.Fatalf("access point ARN: %v %v", u, err)
+	}
+}
+
+func TestAgeReplica(t *testing.T) {
+	c, err := NewReplicaClient(&ReplicaSettings{URL: "file:///tmp/r", Age: &AgeSettings{
+		Identities: []string{"AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.(*agecrypt.Client); !ok {
+		t.Fatalf("client %T is not encrypting", c)
+	}
+	_, err = NewReplicaClient(&ReplicaSettings{URL: "file:///tmp/r", Age: &AgeSettings{Identities: []string{"AGE-SECRET-KEY-1BOGUSBOGUS"}}})
+	if err == nil || strings.Contains(err.Error(), "BOGUS") {
+		t.Fatalf("bad identity: %v (must fail without echoing the key)", err)
 	}
 }

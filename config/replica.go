@@ -146,7 +146,7 @@ func NewReplicaClient(s *ReplicaSettings) (litestream.ReplicaClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s replica: %w", typ, err)
 	}
-	return c, nil
+	return wrapAge(c, s.Age)
 }
 
 // IsURL reports whether s looks like scheme://...

@@ -1,6 +1,7 @@
 package ltxfile
 
 import (
+	"bufio"
 	"container/heap"
 	"errors"
 	"fmt"
@@ -97,6 +98,17 @@ func (p *progressWriter) WriteAt(b []byte, off int64) (int, error) {
 	return n, err
 }
 
+// ErrEncrypted means a file is age-encrypted and no identity was
+// configured to read it.
+var ErrEncrypted = errors.New("file is age-encrypted: configure the replica's age identities to read it")
+
+// isAgeEncrypted reports whether an age file follows the LTX header.
+func isAgeEncrypted(br *bufio.Reader) bool {
+	const magic = "age-encryption.org/v1\n"
+	b, err := br.Peek(len(magic))
+	return err == nil && string(b) == magic
+}
+
 // readHeaders checks that every file has a valid header with the same
 // page size and that TXIDs are contiguous, before any page is written.
 func readHeaders(inputs []Input) ([]ltx.Header, error) {
@@ -106,7 +118,11 @@ func readHeaders(inputs []Input) ([]ltx.Header, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", in.Name, err)
 		}
-		hdr, err := ReadHeader(rc)
+		br := bufio.NewReader(rc)
+		hdr, err := ReadHeader(br)
+		if err == nil && isAgeEncrypted(br) {
+			err = ErrEncrypted
+		}
 		rc.Close()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", in.Name, err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -232,31 +231,12 @@ func TestReplicaBelow(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader in
-// different goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startReplicate runs "replicate -config cfg" in-process; stop cancels it
 // (a final sync follows, as on SIGTERM) and returns its exit code.
-func startReplicate(t *testing.T, cfg string) (stop func() int, logs *syncBuffer) {
+func startReplicate(t *testing.T, cfg string) (stop func() int, logs *lockedBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs = &syncBuffer{}
+	logs = &lockedBuffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"replicate", "-config", cfg}, logs, logs) }()
 	var once sync.Once
@@ -271,7 +251,7 @@ func startReplicate(t *testing.T, cfg string) (stop func() int, logs *syncBuffer
 
 // waitFor polls cond until it holds or 60 seconds pass; cond's second
 // result describes the last state for the failure message.
-func waitFor(t *testing.T, what string, logs *syncBuffer, cond func() (bool, string)) {
+func waitFor(t *testing.T, what string, logs *lockedBuffer, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -287,7 +267,7 @@ func waitFor(t *testing.T, what string, logs *syncBuffer, cond func() (bool, str
 }
 
 // waitRestored waits until restoring dbPath through the config gives want.
-func waitRestored(t *testing.T, cfg, dbPath, want string, logs *syncBuffer) {
+func waitRestored(t *testing.T, cfg, dbPath, want string, logs *lockedBuffer) {
 	t.Helper()
 	waitFor(t, "replica of "+dbPath, logs, func() (bool, string) {
 		got, stderr := restoreDump(t, cfg, dbPath)

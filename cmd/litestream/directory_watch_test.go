@@ -22,7 +22,7 @@ func removeDB(t *testing.T, path string) {
 }
 
 // waitStopped waits for the log line of a database the watcher stopped.
-func waitStopped(t *testing.T, logs *syncBuffer, path string) {
+func waitStopped(t *testing.T, logs *lockedBuffer, path string) {
 	t.Helper()
 	waitFor(t, "stop of "+path, logs, func() (bool, string) {
 		for _, line := range strings.Split(logs.String(), "\n") {

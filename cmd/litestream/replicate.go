@@ -212,7 +212,7 @@ func newDB(dbc *config.DBConfig, cfg *config.Config, logger *slog.Logger) (*lite
 	if err != nil {
 		return nil, err
 	}
-	if fc, ok := client.(*file.ReplicaClient); ok {
+	if fc, ok := unwrapClient(client).(*file.ReplicaClient); ok {
 		matchDBPermissions(fc, dbc.Path)
 	}
 	r := litestream.NewReplica(db, client)
@@ -357,8 +357,14 @@ func (c *ReplicateCommand) runDaemon(ctx context.Context, execCmd string) error 
 	return runErr
 }
 
-// addDB starts replicating a database found by the directory watcher.
+// addDB starts replicating a database found by the directory watcher,
+// unless it already replicates (e.g. registered over the control socket).
 func (c *ReplicateCommand) addDB(dbc *config.DBConfig) error {
+	for _, db := range c.store.DBs() {
+		if db.Path() == dbc.Path {
+			return nil
+		}
+	}
 	db, err := newDB(dbc, c.cfg, c.logger)
 	if err != nil {
 		return err
@@ -489,3 +495,14 @@ Arguments:
 	-restore-if-db-not-exists
 	    Restore databases that do not exist from their replica first.
 `
+
+// unwrapClient returns the backend under wrappers such as encryption.
+func unwrapClient(c litestream.ReplicaClient) litestream.ReplicaClient {
+	for {
+		u, ok := c.(interface{ Unwrap() litestream.ReplicaClient })
+		if !ok {
+			return c
+		}
+		c = u.Unwrap()
+	}
+}
