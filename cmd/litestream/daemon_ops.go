@@ -21,6 +21,10 @@ type daemonOps struct {
 	once      sync.Once
 }
 
+// testHeartbeatInterval, when set by a test, replaces heartbeat-interval
+// (whose config minimum is a minute).
+var testHeartbeatInterval time.Duration
+
 // opsCloseTimeout bounds waiting for control requests and scrapes in
 // flight at shutdown; the final syncs have their own timeout.
 const opsCloseTimeout = 2 * time.Second
@@ -56,6 +60,9 @@ func (c *ReplicateCommand) startOps() *daemonOps {
 		}
 		if d := c.cfg.HeartbeatInterval; d != nil {
 			ops.heartbeat.Interval = d.D()
+		}
+		if testHeartbeatInterval > 0 {
+			ops.heartbeat.Interval = testHeartbeatInterval
 		}
 		ops.heartbeat.Start()
 	}
