@@ -108,6 +108,20 @@ func TestReplicateDirOnce(t *testing.T) {
 			}
 		})
 	}
+
+	// A lost database under the dir entry restores to its own path.
+	b := filepath.Join(dbDir, "sub", "b.db")
+	want := dumpTable(t, b)
+	removeDB(t, b)
+	cfg := writeConfig(t, dir, fmt.Sprintf("dbs:\n  - dir: %s\n    pattern: \"*.db\"\n    recursive: true\n    replica:\n      url: file://%s\n", dbDir, replicaDir))
+	if code, _, stderr := runCLI(t, "restore", "-config", cfg, b); code != 0 {
+		t.Fatalf("restore lost %s: %s", b, stderr)
+	}
+	if got := dumpTable(t, b); got != want {
+		t.Fatalf("restored lost b.db: %q, want %q", got, want)
+	}
+	// A path outside the entry's pattern is not under it.
+	expectError(t, []string{"not in the config file"}, "restore", "-config", cfg, "-o", filepath.Join(dir, "o.db"), filepath.Join(dbDir, "other.sqlite"))
 }
 
 // replicaDBs lists the relative paths of the replicas under root (every

@@ -86,6 +86,15 @@ func TestReplicateDirWatch(t *testing.T) {
 	mustExec(t, app, "INSERT INTO t (v) VALUES ('written while watched')")
 	waitRestored(t, cfg, a, dumpTable(t, a), logs)
 
+	// A database an application creates in WAL mode and keeps writing to.
+	w := filepath.Join(dbDir, "sub", "wal.db")
+	wApp := openApp(t, w)
+	mustExec(t, wApp, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+	for i := range 3 {
+		mustExec(t, wApp, "INSERT INTO t (v) VALUES (?)", fmt.Sprint("wal-", i))
+		waitRestored(t, cfg, w, dumpTable(t, w), logs)
+	}
+
 	// Rename: b.db stops (its replica keeps its content), b2.db starts.
 	bContent := dumpTable(t, b)
 	b2 := filepath.Join(dbDir, "b2.db")
@@ -136,7 +145,7 @@ func TestReplicateDirWatch(t *testing.T) {
 	if code := stop(); code != 0 {
 		t.Fatalf("replicate exited %d:\n%s", code, logs.String())
 	}
-	for _, p := range []string{a, b2, c, e} {
+	for _, p := range []string{a, b2, c, e, w} {
 		if got, stderr := restoreDump(t, cfg, p); got != dumpTable(t, p) {
 			t.Fatalf("after shutdown, %s restores to %q, want %q (%s)", p, got, dumpTable(t, p), stderr)
 		}
