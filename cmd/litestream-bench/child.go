@@ -26,9 +26,13 @@ type dbEntry struct {
 
 // writeConfig writes a Litestream v0.5 YAML config. Only keys both tools
 // accept are used, and defaults are left unset so each binary runs with
-// its own defaults.
-func writeConfig(path string, dbs []dbEntry) error {
+// its own defaults. extra is copied at the top (e.g. "addr: ..." to
+// profile the child).
+func writeConfig(path string, dbs []dbEntry, extra string) error {
 	var b strings.Builder
+	if extra != "" {
+		b.WriteString(strings.TrimSpace(extra) + "\n")
+	}
 	b.WriteString("dbs:\n")
 	for _, d := range dbs {
 		fmt.Fprintf(&b, "  - path: %q\n", d.Path)

@@ -37,7 +37,7 @@ func (b *bench) rowMany(ctx context.Context) (metrics, error) {
 		}
 	}
 	cfg := filepath.Join(dir, "litestream.yml")
-	if err := writeConfig(cfg, entries); err != nil {
+	if err := writeConfig(cfg, entries, b.s.ConfigExtra); err != nil {
 		return nil, err
 	}
 	start := time.Now()

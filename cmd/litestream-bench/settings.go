@@ -22,6 +22,8 @@ type settings struct {
 	Runs int
 	Rows []string
 
+	ConfigExtra string // YAML copied to the top of every replicate config
+
 	LagSamples int           // sparse commits at default settings
 	LagGap     time.Duration // time between sparse commits
 	AggrSample int           // commits at aggressive settings
@@ -57,6 +59,7 @@ func parseSettings(args []string) (*settings, error) {
 	fs.StringVar(&s.Dir, "dir", os.TempDir(), "where to create the work directory")
 	fs.StringVar(&s.JSON, "json", "", "also write all measurements to this JSON file")
 	fs.BoolVar(&s.Keep, "keep", false, "keep the work directory (databases, replicas, child logs)")
+	fs.StringVar(&s.ConfigExtra, "config-extra", "", "YAML lines added at the top of every replicate config (e.g. to enable pprof on the child)")
 	fs.IntVar(&s.Runs, "runs", 1, "repeat every row this many times; the table shows medians")
 
 	fs.IntVar(&s.LagSamples, "lag-samples", 20, "sparse commits measured at default settings")

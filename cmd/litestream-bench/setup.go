@@ -78,7 +78,7 @@ func (b *bench) startReplicated(name string, monitor, sync time.Duration) (*repl
 // startChild starts replicating r and waits for marker in the replica.
 func (b *bench) startChild(r *replicated, marker []byte, timeout time.Duration) error {
 	cfg := filepath.Join(r.dir, "litestream.yml")
-	if err := writeConfig(cfg, []dbEntry{r.entry}); err != nil {
+	if err := writeConfig(cfg, []dbEntry{r.entry}, b.s.ConfigExtra); err != nil {
 		return err
 	}
 	var err error
