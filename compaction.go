@@ -124,6 +124,11 @@ func (r *Replica) Compact(ctx context.Context, dst int) ([]*ltx.FileInfo, error)
 	if dst < 1 || dst > MaxCompactionLevel {
 		return nil, fmt.Errorf("compact: invalid level %d", dst)
 	}
+	ctx, leaseDone, err := r.ensureLease(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer leaseDone()
 	r.compactMu.Lock()
 	defer r.compactMu.Unlock()
 	start := time.Now()
@@ -200,6 +205,11 @@ func checkContiguous(infos []*ltx.FileInfo, after ltx.TXID) error {
 // on it. Long chains go through intermediate snapshots. It returns nil if
 // the newest snapshot is already current.
 func (r *Replica) Snapshot(ctx context.Context) (*ltx.FileInfo, error) {
+	ctx, leaseDone, err := r.ensureLease(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer leaseDone()
 	r.compactMu.Lock()
 	defer r.compactMu.Unlock()
 	start := time.Now()
@@ -251,6 +261,11 @@ func (r *Replica) EnforceRetention(ctx context.Context, now time.Time, p Retenti
 	if !p.DeleteRemote || p.SnapshotRetention <= 0 {
 		return nil
 	}
+	ctx, leaseDone, err := r.ensureLease(ctx)
+	if err != nil {
+		return err
+	}
+	defer leaseDone()
 	r.compactMu.Lock()
 	defer r.compactMu.Unlock()
 	snaps, err := LTXFileInfos(ctx, r.Client, SnapshotLevel, 0, true)
@@ -295,6 +310,11 @@ func (r *Replica) EnforceRetention(ctx context.Context, now time.Time, p Retenti
 // the first file that is too young, so level 0 stays contiguous, and
 // always keeps the newest level-0 file (the position to resume from).
 func (r *Replica) EnforceL0Retention(ctx context.Context, now time.Time, retention time.Duration, deleteRemote bool) error {
+	ctx, leaseDone, err := r.ensureLease(ctx)
+	if err != nil {
+		return err
+	}
+	defer leaseDone()
 	r.compactMu.Lock()
 	defer r.compactMu.Unlock()
 	l1Max, err := r.levelMax(ctx, 1)

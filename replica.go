@@ -28,6 +28,14 @@ type Replica struct {
 	SyncInterval time.Duration
 	Logger       *slog.Logger
 
+	// LeaseTTL and LeaseWait configure the single-writer lease taken
+	// before any write when the client supports one (lease.go): how long
+	// it lasts unrenewed, and whether to wait for another holder's lease
+	// (true) or fail (false, LeaseFailed is closed).
+	LeaseTTL  time.Duration
+	LeaseWait bool
+	lease     leaseKeeper
+
 	syncMu    sync.Mutex // serialises upload passes
 	recoverMu sync.Mutex // serialises full-image recovery; taken before db.mu
 	compactMu sync.Mutex // serialises compaction, snapshots and retention
@@ -53,6 +61,8 @@ func NewReplica(db *DB, client ReplicaClient) *Replica {
 		db:           db,
 		Client:       Instrument(client),
 		SyncInterval: DefaultSyncInterval,
+		LeaseTTL:     DefaultLeaseTTL,
+		LeaseWait:    true,
 		Logger:       db.Logger,
 		advanced:     make(chan struct{}),
 		kick:         make(chan struct{}, 1),
@@ -106,6 +116,11 @@ func (r *Replica) maxRemoteTXID(ctx context.Context) (ltx.TXID, error) {
 
 // Sync uploads every local level-0 file the replica does not have yet.
 func (r *Replica) Sync(ctx context.Context) error {
+	ctx, leaseDone, err := r.ensureLease(ctx)
+	if err != nil {
+		return err
+	}
+	defer leaseDone()
 	gapAt, err := r.upload(ctx)
 	if err != nil || gapAt == 0 {
 		return err
@@ -244,6 +259,7 @@ func (r *Replica) start(ctx context.Context) {
 // Stop ends the upload loop and makes a final upload pass, retrying until
 // it succeeds or ctx ends.
 func (r *Replica) Stop(ctx context.Context) error {
+	defer r.releaseLease(ctx)
 	if r.cancel != nil {
 		r.cancel()
 		r.wg.Wait()
@@ -252,6 +268,8 @@ func (r *Replica) Stop(ctx context.Context) error {
 		err := r.Sync(ctx)
 		if err == nil {
 			return nil
+		} else if errors.Is(err, ErrLeaseHeld) {
+			return err // another process writes the replica
 		}
 		r.logger().Warn("final replica sync failed; retrying", "error", err)
 		select {
@@ -297,6 +315,7 @@ func (r *Replica) monitor(ctx context.Context) {
 			return
 		default:
 			backoff = min(max(2*backoff, r.SyncInterval), 5*time.Minute)
+			backoff = r.leaseRetryDelay(err, backoff)
 			if time.Since(lastErrLog) > 30*time.Second {
 				r.logger().Error("replica sync failed", "error", err, "retry_in", backoff)
 				lastErrLog = time.Now()

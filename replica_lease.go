@@ -1,0 +1,354 @@
+package litestream
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/sqlitebackup/litestream/ltxfile"
+)
+
+// leaseKeeper is a Replica's side of the single-writer lease (lease.go).
+// Its mutex is taken before DB.mu and every Replica lock: acquisition
+// may reconcile the local state with what another writer left.
+type leaseKeeper struct {
+	mu         sync.Mutex
+	owner      string
+	held       *Lease
+	deadline   time.Time // local clock: when our lease runs out at the latest
+	reconciled bool      // local state checked against the replica since acquisition
+	// ctx lives as long as the lease: writes run under it, so losing the
+	// lease cancels them.
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	renewWG sync.WaitGroup
+
+	blockedBy *LeaseHeldError // the last refusal, for the retry delay
+
+	failed  chan struct{} // closed when LeaseWait is off and the lease is refused or lost
+	failErr error
+}
+
+var errLeaseReleased = errors.New("replica lease released")
+
+// leaseTTL returns the configured TTL, never less than MinLeaseTTL.
+func (r *Replica) leaseTTL() time.Duration {
+	if r.LeaseTTL <= 0 {
+		return DefaultLeaseTTL
+	}
+	return max(r.LeaseTTL, MinLeaseTTL)
+}
+
+// leaseMargin is how long before the lease runs out we stop writing.
+func leaseMargin(ttl time.Duration) time.Duration { return ttl / 4 }
+
+// ownerLocked describes this process and replica in the lease object:
+// readable for the error another process shows, unique per Replica.
+func (k *leaseKeeper) ownerLocked(db *DB) string {
+	if k.owner == "" {
+		host, _ := os.Hostname()
+		var id [4]byte
+		_, _ = rand.Read(id[:])
+		k.owner = fmt.Sprintf("%s pid %d db %s (id %s)", host, os.Getpid(), db.Path(), hex.EncodeToString(id[:]))
+	}
+	return k.owner
+}
+
+// ensureLease makes sure we hold the replica's lease before a write. It
+// returns the context the write must run under (cancelled if the lease
+// is lost meanwhile) and a function to call when the write is done.
+// Clients without lease support write without one.
+func (r *Replica) ensureLease(ctx context.Context) (context.Context, func(), error) {
+	l, ok := asLeaser(r.Client)
+	if !ok {
+		return ctx, func() {}, nil
+	}
+	k := &r.lease
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	ttl := r.leaseTTL()
+	if k.held == nil || time.Until(k.deadline) <= leaseMargin(ttl) {
+		if err := r.acquireLeaseLocked(ctx, l, ttl); err != nil {
+			return ctx, func() {}, err
+		}
+	}
+	if !k.reconciled {
+		if err := r.reconcileAfterLease(ctx); err != nil {
+			return ctx, func() {}, fmt.Errorf("replica lease acquired, but: %w", err)
+		}
+		k.reconciled = true
+	}
+	wctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(k.ctx, func() { cancel(context.Cause(k.ctx)) })
+	return wctx, func() { stop(); cancel(nil) }, nil
+}
+
+// AcquireLease takes the replica's lease now, for callers that want to
+// fail at start-up rather than on the first write. It is a no-op for
+// clients without lease support.
+func (r *Replica) AcquireLease(ctx context.Context) error {
+	_, done, err := r.ensureLease(ctx)
+	done()
+	return err
+}
+
+func (r *Replica) acquireLeaseLocked(ctx context.Context, l Leaser, ttl time.Duration) error {
+	k := &r.lease
+	if k.held != nil { // running out without a renewal: start over
+		k.dropLocked(errors.New("replica lease not renewed in time"))
+	}
+	start := time.Now()
+	lease, err := l.AcquireLease(ctx, k.ownerLocked(r.db), ttl)
+	if err != nil {
+		var held *LeaseHeldError
+		if errors.As(err, &held) {
+			k.blockedBy = held
+			if !r.LeaseWait {
+				err = fmt.Errorf("%w (lease wait is off: not waiting for it)", err)
+				k.failLocked(err)
+			}
+			return err
+		}
+		return fmt.Errorf("acquire replica lease: %w", err)
+	}
+	k.blockedBy = nil
+	k.held, k.deadline, k.reconciled = lease, start.Add(ttl), false
+	k.ctx, k.cancel = context.WithCancelCause(context.Background())
+	k.renewWG.Add(1)
+	go func(ctx context.Context) { defer k.renewWG.Done(); r.renewLease(ctx, l, ttl) }(k.ctx)
+	r.logger().Info("replica lease acquired", "owner", lease.Owner, "expires", lease.Expires.UTC().Format(time.RFC3339Nano))
+	return nil
+}
+
+// renewLease extends the lease every TTL/3 until ctx ends. A refused
+// renewal (someone else holds the lease now) or one that cannot succeed
+// before the lease runs out stops all writes at once.
+func (r *Replica) renewLease(ctx context.Context, l Leaser, ttl time.Duration) {
+	k := &r.lease
+	interval := ttl / 3
+	wait := interval
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		k.mu.Lock()
+		lease, deadline := k.held, k.deadline
+		k.mu.Unlock()
+		if lease == nil {
+			return
+		}
+		start := time.Now()
+		rctx, cancel := context.WithDeadline(ctx, deadline.Add(-leaseMargin(ttl)))
+		next, err := l.RenewLease(rctx, lease, ttl)
+		cancel()
+
+		k.mu.Lock()
+		if ctx.Err() != nil || k.held != lease {
+			k.mu.Unlock()
+			return // released or replaced meanwhile
+		}
+		switch {
+		case err == nil:
+			k.held, k.deadline, wait = next, start.Add(ttl), interval
+		case errors.Is(err, ErrLeaseHeld) || time.Until(deadline) <= leaseMargin(ttl):
+			k.loseLocked(r, err)
+			k.mu.Unlock()
+			return
+		default:
+			wait = min(interval/4, time.Until(deadline.Add(-leaseMargin(ttl))))
+			r.logger().Warn("replica lease renewal failed; retrying", "error", err, "retry_in", wait)
+		}
+		k.mu.Unlock()
+	}
+}
+
+// loseLocked stops every write after the lease was lost.
+func (k *leaseKeeper) loseLocked(r *Replica, err error) {
+	err = fmt.Errorf("replica lease lost, writes stopped: %w", err)
+	r.logger().Error("replica lease lost; no more writes until it is acquired again", "error", err)
+	k.dropLocked(err)
+	if !r.LeaseWait {
+		k.failLocked(err)
+	}
+}
+
+// dropLocked forgets the lease and cancels the writes running under it.
+func (k *leaseKeeper) dropLocked(cause error) {
+	k.held = nil
+	if k.cancel != nil {
+		k.cancel(cause)
+	}
+}
+
+func (k *leaseKeeper) failLocked(err error) {
+	if k.failed == nil {
+		k.failed = make(chan struct{})
+	}
+	if k.failErr == nil {
+		k.failErr = err
+		close(k.failed)
+	}
+}
+
+// LeaseFailed returns a channel closed when, with LeaseWait off, the
+// replica could not get its lease or lost it; LeaseErr says why. The
+// replicate command exits on it.
+func (r *Replica) LeaseFailed() <-chan struct{} {
+	k := &r.lease
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.failed == nil {
+		k.failed = make(chan struct{})
+	}
+	return k.failed
+}
+
+// LeaseErr returns why LeaseFailed was closed, or nil.
+func (r *Replica) LeaseErr() error {
+	r.lease.mu.Lock()
+	defer r.lease.mu.Unlock()
+	return r.lease.failErr
+}
+
+// HoldsLease reports whether the replica currently holds its lease.
+func (r *Replica) HoldsLease() bool {
+	r.lease.mu.Lock()
+	defer r.lease.mu.Unlock()
+	return r.lease.held != nil
+}
+
+// releaseLease stops renewing and gives the lease up (Stop calls it after
+// the final upload), bounded by a few seconds even when ctx has ended.
+func (r *Replica) releaseLease(ctx context.Context) {
+	l, ok := asLeaser(r.Client)
+	if !ok {
+		return
+	}
+	k := &r.lease
+	k.mu.Lock()
+	lease := k.held
+	k.dropLocked(errLeaseReleased)
+	k.mu.Unlock()
+	k.renewWG.Wait()
+	if lease == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := l.ReleaseLease(ctx, lease); err != nil {
+		r.logger().Warn("replica lease not released; it expires on its own", "error", err, "expires", lease.Expires.UTC().Format(time.RFC3339Nano))
+		return
+	}
+	r.logger().Info("replica lease released")
+}
+
+// leaseRetryDelay is how long the upload loop waits after err before
+// trying again: while another process holds the lease, until its expiry
+// (when it may be taken over), at most one TTL.
+func (r *Replica) leaseRetryDelay(err error, backoff time.Duration) time.Duration {
+	var held *LeaseHeldError
+	if !errors.As(err, &held) {
+		return backoff
+	}
+	d := time.Until(held.Expires) + 50*time.Millisecond
+	return min(max(d, r.SyncInterval), r.leaseTTL())
+}
+
+// reconcileAfterLease runs once after each acquisition. While we did not
+// hold the lease another process may have written to the replica; files
+// we numbered meanwhile would then clash with its files. If the replica's
+// newest file is not one we wrote, the local history is dropped and the
+// database continues after the replica's newest TXID with a full image.
+func (r *Replica) reconcileAfterLease(ctx context.Context) error {
+	remote, err := r.maxRemoteTXID(ctx)
+	if err != nil {
+		return fmt.Errorf("read replica position: %w", err)
+	}
+	r.mu.Lock()
+	unchanged := r.posKnown && r.pos == remote
+	if !unchanged { // re-read everything before trusting it again
+		r.posKnown = false
+		r.levels = [SnapshotLevel + 1]levelState{}
+		r.l0RetainedThrough = 0
+	}
+	r.mu.Unlock()
+	if unchanged || remote == 0 {
+		return nil
+	}
+	ours, err := r.wroteNewest(ctx, remote)
+	if err != nil || ours {
+		return err
+	}
+	return r.db.restartAfter(ctx, remote)
+}
+
+// wroteNewest reports whether the replica's newest file (TXID txid) is
+// ours: the local level-0 file of that TXID has the same header (WAL
+// salts, offsets and timestamp tell two databases apart), or we resumed
+// exactly after it and have written nothing since.
+func (r *Replica) wroteNewest(ctx context.Context, txid ltx.TXID) (bool, error) {
+	local, err := r.db.localHeader(txid)
+	if errors.Is(err, fs.ErrNotExist) {
+		r.db.mu.Lock()
+		resumed := r.db.initialized && r.db.pos.txid == txid
+		r.db.mu.Unlock()
+		return resumed, nil
+	} else if err != nil {
+		return false, err
+	}
+	rc, err := r.Client.OpenLTXFile(ctx, 0, txid, txid, 0, ltx.HeaderSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil // not a level-0 file of ours
+	} else if err != nil {
+		return false, fmt.Errorf("read replica level-0 file %s: %w", ltx.FormatFilename(txid, txid), err)
+	}
+	defer rc.Close()
+	remote, err := ltxfile.ReadHeader(rc)
+	if err != nil {
+		return false, &FileError{Op: "compare with local file", Level: 0, MinTXID: txid, MaxTXID: txid, Err: err}
+	}
+	return remote == local, nil
+}
+
+// localHeader reads the header of the local level-0 file of txid.
+func (db *DB) localHeader(txid ltx.TXID) (ltx.Header, error) {
+	f, err := db.openLocalLTX(txid, txid)
+	if err != nil {
+		return ltx.Header{}, err
+	}
+	defer f.Close()
+	return ltxfile.ReadHeader(f)
+}
+
+// restartAfter drops the local level-0 files and continues numbering
+// after the replica's newest TXID, starting with a full image of the
+// database, written now. Before the database is first opened only the
+// files are dropped: opening continues after the replica by itself.
+func (db *DB) restartAfter(ctx context.Context, txid ltx.TXID) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.logger().Warn("the replica was written by another process; continuing after it with a full image",
+		"replica_txid", txid.String(), "local_txid", db.pos.txid.String())
+	if err := db.FS.RemoveAll(db.LTXDir()); err != nil {
+		return fmt.Errorf("reset meta directory: %w", err)
+	}
+	if err := db.FS.MkdirAll(db.LTXDir(), 0o755); err != nil {
+		return fmt.Errorf("create meta directory: %w", err)
+	}
+	db.pos = walPos{txid: txid}
+	if !db.initialized {
+		return nil
+	}
+	db.needResync, db.resyncWhy = true, "replica written by another process"
+	return db.syncLocked(ctx)
+}
