@@ -235,11 +235,14 @@ func (s *Control) refuseWhileClosing(w http.ResponseWriter) bool {
 const maxRequestBody = 1 << 20
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxRequestBody))
-	if err := dec.Decode(v); err != nil {
+	body := io.LimitReader(r.Body, maxRequestBody)
+	if err := json.NewDecoder(body).Decode(v); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid JSON request body", err)
 		return false
 	}
+	// Reading to EOF lets net/http watch the connection, so a request
+	// still running when Close cuts the connections sees its context end.
+	_, _ = io.Copy(io.Discard, body)
 	return true
 }
 
