@@ -213,7 +213,8 @@ func TestReplicateDirScale(t *testing.T) {
 		return g <= base+3*n+20, fmt.Sprintf("%d goroutines for %d databases, base %d", g, n, base)
 	})
 	grew := rssBytes(t) - rssBefore
-	t.Logf("%d databases: %d goroutines at peak (base %d), RSS grew %d MiB", n, peak, base, grew>>20)
+	fds, _ := os.ReadDir("/proc/self/fd")
+	t.Logf("%d databases: %d goroutines at peak (base %d), RSS grew %d MiB, %d open files", n, peak, base, grew>>20, len(fds))
 	if limit := int64(n)<<21 + 200<<20; grew > limit { // 2 MiB per database, generous for -race
 		t.Fatalf("RSS grew %d MiB for %d databases", grew>>20, n)
 	}
