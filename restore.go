@@ -186,13 +186,18 @@ func restore(ctx context.Context, client ReplicaClient, opt RestoreOptions) (*Re
 			return nil, fmt.Errorf("restore: %w", err)
 		}
 	}
-	plan, err := CalcRestorePlan(ctx, client, opt.Target)
+	res, err := restoreV3IfNewer(ctx, client, opt, fsys) // nil unless v0.3 data serves the target better (v3.go)
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
-	res, err := restorePlan(ctx, client, plan, opt.OutputPath, fsys, opt.Progress)
-	if err != nil {
-		return nil, fmt.Errorf("restore: %w", err)
+	if res == nil {
+		plan, err := CalcRestorePlan(ctx, client, opt.Target)
+		if err != nil {
+			return nil, fmt.Errorf("restore: %w", err)
+		}
+		if res, err = restorePlan(ctx, client, plan, opt.OutputPath, fsys, opt.Progress); err != nil {
+			return nil, fmt.Errorf("restore: %w", err)
+		}
 	}
 	if err := IntegrityCheck(ctx, opt.OutputPath, opt.IntegrityCheck); err != nil {
 		for _, suffix := range []string{"", "-wal", "-shm"} {
