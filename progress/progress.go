@@ -20,12 +20,16 @@ import (
 type Reporter interface {
 	// Update reports the totals done so far (not increments).
 	Update(bytes, pages int64)
+	// SetTotals sets what the operation will have done when complete,
+	// for operations that learn it only once they have started.
+	SetTotals(Totals)
 	// Done draws the final state and ends the line.
 	Done()
 }
 
 // Totals are what the operation will have done when complete; zero when
-// unknown (then no percentage or ETA is shown).
+// unknown. The percentage and ETA follow bytes when their total is known,
+// else pages; with neither, none is shown.
 type Totals struct {
 	Bytes int64
 	Pages int64
@@ -59,7 +63,21 @@ func terminalWidth(f *os.File) int {
 type nop struct{}
 
 func (nop) Update(int64, int64) {}
+func (nop) SetTotals(Totals)    {}
 func (nop) Done()               {}
+
+// PageHook adapts r to a hook that reports pages written and the final
+// size in pages, such as litestream.RestoreOptions.Progress.
+func PageHook(r Reporter) func(written int64, total uint32) {
+	var last uint32
+	return func(written int64, total uint32) {
+		if total != last {
+			last = total
+			r.SetTotals(Totals{Pages: int64(total)})
+		}
+		r.Update(0, written)
+	}
+}
 
 // redrawEvery limits how often the bar is redrawn.
 const redrawEvery = 100 * time.Millisecond
@@ -103,6 +121,13 @@ func (b *Bar) Update(bytes, pages int64) {
 	}
 }
 
+// SetTotals changes the totals; the next redraw uses them.
+func (b *Bar) SetTotals(t Totals) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.totals = t
+}
+
 // Done draws the final state and moves to the next line.
 func (b *Bar) Done() {
 	b.mu.Lock()
@@ -129,17 +154,23 @@ func (b *Bar) draw(now time.Time) {
 // first, then the least important fields are dropped.
 func (b *Bar) line(now time.Time) string {
 	width := b.width() - 1 // never write the last column: some terminals wrap
-	elapsed := now.Sub(b.start)
-	var rate float64
-	if elapsed > 0 {
-		rate = float64(b.bytes) / elapsed.Seconds()
-	}
+	elapsed := now.Sub(b.start).Seconds()
 	fields := []string{b.label}
+	// Progress is measured in bytes, or in pages when only pages are
+	// reported or only their total is known.
+	byPages := b.totals.Bytes <= 0 && (b.totals.Pages > 0 || b.bytes == 0)
+	done, total := b.bytes, b.totals.Bytes
+	if byPages {
+		done, total = b.pages, b.totals.Pages
+	}
 	frac := -1.0
+	if total > 0 {
+		frac = min(float64(done)/float64(total), 1)
+		fields = append(fields, fmt.Sprintf("%3.0f%%", frac*100))
+	}
 	if b.totals.Bytes > 0 {
-		frac = min(float64(b.bytes)/float64(b.totals.Bytes), 1)
-		fields = append(fields, fmt.Sprintf("%3.0f%%", frac*100), Bytes(b.bytes)+" / "+Bytes(b.totals.Bytes))
-	} else {
+		fields = append(fields, Bytes(b.bytes)+" / "+Bytes(b.totals.Bytes))
+	} else if b.bytes > 0 {
 		fields = append(fields, Bytes(b.bytes))
 	}
 	if b.totals.Pages > 0 {
@@ -147,10 +178,18 @@ func (b *Bar) line(now time.Time) string {
 	} else {
 		fields = append(fields, fmt.Sprintf("%d pages", b.pages))
 	}
-	if frac >= 0 && rate > 0 && !b.done {
-		fields = append(fields, "ETA "+Duration(time.Duration(float64(b.totals.Bytes-b.bytes)/rate*float64(time.Second))))
+	var rate float64 // of done, per second
+	if elapsed > 0 {
+		rate = float64(done) / elapsed
 	}
-	fields = append(fields, Bytes(int64(rate))+"/s")
+	if frac >= 0 && rate > 0 && !b.done {
+		fields = append(fields, "ETA "+Duration(time.Duration(float64(total-done)/rate*float64(time.Second))))
+	}
+	if byPages {
+		fields = append(fields, fmt.Sprintf("%.0f pages/s", rate))
+	} else {
+		fields = append(fields, Bytes(int64(rate))+"/s")
+	}
 	// With a bar if one of at least 10 columns fits, dropping the least
 	// important fields (the last) first; else text alone.
 	if frac >= 0 {
