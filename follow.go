@@ -146,7 +146,8 @@ type follower struct {
 	pageSize uint32
 	txid     ltx.TXID // last TXID applied and recorded in the sidecar
 
-	lastDeepCheck time.Time
+	lastDeepCheck   time.Time
+	deepCheckFailed bool
 }
 
 // stagingPath is where a file is downloaded and verified before it is
@@ -374,10 +375,19 @@ func (f *follower) next(ctx context.Context) (*ltx.FileInfo, []*ltx.FileInfo, er
 	if len(l0) > 0 && l0[0].MinTXID == f.txid+1 {
 		return l0[0], nil, nil
 	}
-	if len(l0) == 0 && time.Since(f.lastDeepCheck) < deepCheckInterval {
+	// Looking past level 0 lists every level; an idle follower does it
+	// once a minute, and so does one whose last look failed (a replica
+	// with a real gap), instead of at every poll.
+	if (len(l0) == 0 || f.deepCheckFailed) && time.Since(f.lastDeepCheck) < deepCheckInterval {
 		return nil, nil, nil
 	}
 	f.lastDeepCheck = time.Now()
+	info, plan, err := f.deepCheck(ctx)
+	f.deepCheckFailed = err != nil
+	return info, plan, err
+}
+
+func (f *follower) deepCheck(ctx context.Context) (*ltx.FileInfo, []*ltx.FileInfo, error) {
 	bridge, err := f.bridge(ctx)
 	if err != nil || bridge != nil {
 		return bridge, nil, err
