@@ -15,6 +15,7 @@ import (
 
 	"github.com/sqlitebackup/litestream"
 	"github.com/sqlitebackup/litestream/config"
+	"github.com/sqlitebackup/litestream/progress"
 )
 
 // RestoreCommand rebuilds a database from a replica.
@@ -171,7 +172,12 @@ func (c *RestoreCommand) restore(ctx context.Context, client litestream.ReplicaC
 		}
 	}
 	start := time.Now()
-	res, err := litestream.Restore(ctx, client, litestream.RestoreOptions{OutputPath: out, Target: target, IntegrityCheck: f.integrity})
+	stderrFile, _ := c.stderr.(*os.File)
+	bar := progress.ForFile(stderrFile, "restore", progress.Totals{}, f.jsonOut)
+	res, err := litestream.Restore(ctx, client, litestream.RestoreOptions{
+		OutputPath: out, Target: target, IntegrityCheck: f.integrity, Progress: progress.PageHook(bar),
+	})
+	bar.Done()
 	if f.ifReplicaExists && errors.Is(err, litestream.ErrNoBackup) {
 		fmt.Fprintln(c.stderr, "no matching backups found")
 		return nil
