@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sqlitebackup/litestream"
 )
 
 // DefaultPath is the config file used when neither -config nor
@@ -167,7 +169,7 @@ func cleanYAMLError(err error) error {
 	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n  ")
 	msg = strings.ReplaceAll(msg, "\n  ", "; ")
 	for _, typ := range []string{"config.Config", "config.DBConfig", "config.ReplicaSettings", "config.SocketConfig",
-		"config.LoggingConfig", "config.LevelConfig", "config.SnapshotConfig", "config.RetentionConfig", "config.ValidationConfig", "config.AgeSettings"} {
+		"config.LoggingConfig", "config.LevelConfig", "config.SnapshotConfig", "config.RetentionConfig", "config.ValidationConfig", "config.AgeSettings", "config.LeaseSettings"} {
 		msg = strings.ReplaceAll(msg, " not found in type "+typ, "")
 	}
 	msg = strings.ReplaceAll(msg, ": field ", ": unknown key ")
@@ -385,6 +387,11 @@ func (s *ReplicaSettings) validate() error {
 	}
 	if s.MaxSyncLTXFiles != nil && *s.MaxSyncLTXFiles < 0 {
 		return fmt.Errorf("max-sync-ltx-files: must not be negative (got %d)", *s.MaxSyncLTXFiles)
+	}
+	if s.Lease != nil {
+		if err := checkDuration(s.Lease.TTL, false, litestream.MinLeaseTTL); err != nil {
+			return fmt.Errorf("lease.ttl: %w", err)
+		}
 	}
 	return nil
 }

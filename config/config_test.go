@@ -139,3 +139,24 @@ func TestAgeReplica(t *testing.T) {
 		t.Fatalf("bad identity: %v (must fail without echoing the key)", err)
 	}
 }
+
+func TestLeaseSettings(t *testing.T) {
+	c, err := Parse([]byte("lease: {ttl: 10s}\ndbs:\n  - path: /a.db\n    replica:\n      path: /r\n      lease: {ttl: 2s, wait: false}\n  - path: /b.db\n    replica:\n      path: /r2\n"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := c.DBs[0].ReplicaSettings()
+	if a.Lease == nil || a.Lease.TTL.D() != 2*time.Second || a.Lease.Wait == nil || *a.Lease.Wait {
+		t.Fatalf("dbs[0] lease = %+v", a.Lease)
+	}
+	b, _ := c.DBs[1].ReplicaSettings()
+	if b.Lease == nil || b.Lease.TTL.D() != 10*time.Second || b.Lease.Wait != nil {
+		t.Fatalf("dbs[1] lease (inherited) = %+v", b.Lease)
+	}
+	for _, bad := range []string{"lease: {ttl: 500ms}", "lease: {ttl: 0s}", "lease: {ttll: 5s}"} {
+		_, err := Parse([]byte("dbs:\n  - path: /a.db\n    replica:\n      path: /r\n      "+bad+"\n"), false)
+		if err == nil || !strings.Contains(err.Error(), "ttl") {
+			t.Fatalf("%s: error %v, want one about lease ttl", bad, err)
+		}
+	}
+}

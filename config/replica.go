@@ -81,6 +81,16 @@ type ReplicaSettings struct {
 
 	// Client-side encryption (v0.3 keys).
 	Age *AgeSettings `yaml:"age"`
+
+	// Single-writer lease (not in upstream).
+	Lease *LeaseSettings `yaml:"lease"`
+}
+
+// LeaseSettings configure the single-writer lease a replicate process
+// takes on its replica before writing (backends that support one).
+type LeaseSettings struct {
+	TTL  *Duration `yaml:"ttl"`  // how long the lease lasts unrenewed; default 30s
+	Wait *bool     `yaml:"wait"` // wait for another holder (default) or exit with an error
 }
 
 // AgeSettings are the v0.3 age encryption keys.

@@ -220,6 +220,7 @@ func newDB(dbc *config.DBConfig, cfg *config.Config, logger *slog.Logger) (*lite
 	if d := rs.SyncInterval; d != nil {
 		r.SyncInterval = d.D()
 	}
+	applyLeaseSettings(r, rs.Lease)
 	return db, nil
 }
 
@@ -327,6 +328,8 @@ func (c *ReplicateCommand) runDaemon(ctx context.Context, execCmd string) error 
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(signals)
+	leaseErr, stopLeaseWatch := watchLeases(c.dbs) // lease.wait: false ends the run
+	defer stopLeaseWatch()
 
 	var child *exec.Cmd
 	childDone := make(chan error, 1)
@@ -348,6 +351,12 @@ func (c *ReplicateCommand) runDaemon(ctx context.Context, execCmd string) error 
 		}
 	case runErr = <-childDone:
 		c.logger.Info("subprocess exited, shutting down")
+	case runErr = <-leaseErr:
+		c.logger.Error("replica lease unavailable and lease wait is off; shutting down", "error", runErr)
+		if child != nil {
+			_ = child.Process.Signal(syscall.SIGTERM)
+			<-childDone
+		}
 	case <-ctx.Done():
 	}
 	ops.stop() // no control requests while the final syncs run
