@@ -211,8 +211,13 @@ func CheckDBFile(path string) error {
 func (db *DB) Close(ctx context.Context) error {
 	db.mu.Lock()
 	if !db.opened {
+		// Used without Open (replicate -once): release what Sync took.
+		err := db.closeConns()
 		db.mu.Unlock()
-		return nil
+		if db.Replica != nil {
+			db.Replica.releaseLease(ctx)
+		}
+		return err
 	}
 	db.cancel()
 	db.mu.Unlock()
