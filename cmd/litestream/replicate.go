@@ -505,10 +505,15 @@ Arguments:
 	    Restore databases that do not exist from their replica first.
 `
 
+// wrapper is a client layered over another, like encryption or metrics.
+type wrapper interface {
+	Unwrap() litestream.ReplicaClient
+}
+
 // unwrapClient returns the backend under wrappers such as encryption.
 func unwrapClient(c litestream.ReplicaClient) litestream.ReplicaClient {
 	for {
-		u, ok := c.(interface{ Unwrap() litestream.ReplicaClient })
+		u, ok := c.(wrapper)
 		if !ok {
 			return c
 		}
