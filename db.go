@@ -340,7 +340,7 @@ func (db *DB) init(ctx context.Context) (err error) {
 	if db.dbFile, err = db.FS.OpenFile(db.path, os.O_RDONLY, 0); err != nil {
 		return fmt.Errorf("open database file: %w", err)
 	}
-	if err := db.FS.MkdirAll(db.LTXDir(), 0o755); err != nil {
+	if err := db.FS.MkdirAll(db.LTXDir(), db.dirMode()); err != nil {
 		return fmt.Errorf("create meta directory: %w", err)
 	}
 	if err := removeTempFiles(db.FS, db.metaPath); err != nil {
@@ -427,7 +427,7 @@ func (db *DB) reconcileWithReplica(ctx context.Context) error {
 	if err := db.FS.RemoveAll(db.LTXDir()); err != nil {
 		return fmt.Errorf("reset meta directory: %w", err)
 	}
-	if err := db.FS.MkdirAll(db.LTXDir(), 0o755); err != nil {
+	if err := db.FS.MkdirAll(db.LTXDir(), db.dirMode()); err != nil {
 		return fmt.Errorf("create meta directory: %w", err)
 	}
 	db.pos = walPos{txid: remote}
@@ -713,7 +713,7 @@ func (db *DB) writeLevel0(wal File, hdr walHeader, seg *walSegment, full bool) e
 		return db.readDBPage(pgno, buf)
 	}
 	path := db.LTXPath(txid, txid)
-	err := WriteFileAtomic(db.FS, path, 0o644, func(w io.Writer) error {
+	err := WriteFileAtomic(db.FS, path, db.fileMode(), func(w io.Writer) error {
 		_, err := ltxfile.Encode(w, h, pgnos, readPage)
 		return err
 	})
@@ -737,6 +737,21 @@ func (db *DB) writeLevel0(wal File, hdr walHeader, seg *walSegment, full bool) e
 	close(db.changed)
 	db.changed = make(chan struct{})
 	return nil
+}
+
+// fileMode is the database file's permission bits: level-0 files hold the
+// same data and must be no more readable than it.
+func (db *DB) fileMode() os.FileMode {
+	if fi, err := os.Stat(db.path); err == nil {
+		return fi.Mode().Perm()
+	}
+	return 0o600
+}
+
+// dirMode is fileMode plus search permission where reading is allowed.
+func (db *DB) dirMode() os.FileMode {
+	m := db.fileMode()
+	return m | 0o100 | (m&0o040)>>3 | (m&0o004)>>2
 }
 
 // ceilMilli rounds t up to a whole millisecond. LTX timestamps have

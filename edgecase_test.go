@@ -79,3 +79,21 @@ func TestJournalModeSwitchedWhileStopped(t *testing.T) {
 	h.sync()
 	h.verifyAll()
 }
+
+// TestLocalFilesKeepDatabasePermissions: level-0 files are created with
+// the database file's mode, so they are no more readable than the data.
+func TestLocalFilesKeepDatabasePermissions(t *testing.T) {
+	h := newHarness(t, 4096, nil)
+	mustExec(t, h.app, "CREATE TABLE t (x)")
+	if err := os.Chmod(h.dbPath, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	txid := h.sync()
+	fi, err := os.Stat(h.db.LTXPath(txid, txid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("level-0 file mode %o, want 600", fi.Mode().Perm())
+	}
+}
