@@ -117,12 +117,14 @@ func newLogger(cfg config.LoggingConfig, flagLevel string, stdout, stderr io.Wri
 	if cfg.Stderr {
 		w = stderr
 	}
-	opts := &slog.HandlerOptions{Level: lvl, AddSource: cfg.Source}
+	opts := &slog.HandlerOptions{Level: lvl, AddSource: cfg.Source, ReplaceAttr: replaceLevel}
 	switch strings.ToLower(cfg.Type) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	case "", "text", "pretty":
+	case "", "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "pretty":
+		return slog.New(slog.NewTextHandler(w, prettyOptions(opts, w))), nil
 	}
 	return nil, fmt.Errorf("invalid logging.type %q", cfg.Type)
 }
