@@ -6,8 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,16 +53,56 @@ func (r *Replica) leaseTTL() time.Duration {
 // leaseMargin is how long before the lease runs out we stop writing.
 func leaseMargin(ttl time.Duration) time.Duration { return ttl / 4 }
 
-// ownerLocked describes this process and replica in the lease object:
-// readable for the error another process shows, unique per Replica.
+// ownerLocked describes this replicator in the lease object, readably
+// for the error another process shows: host, database and an id.
 func (k *leaseKeeper) ownerLocked(db *DB) string {
 	if k.owner == "" {
-		host, _ := os.Hostname()
-		var id [4]byte
-		_, _ = rand.Read(id[:])
-		k.owner = fmt.Sprintf("%s pid %d db %s (id %s)", host, os.Getpid(), db.Path(), hex.EncodeToString(id[:]))
+		k.owner = db.leaseOwner()
 	}
 	return k.owner
+}
+
+// leaseOwnerFile keeps, in the meta directory, the owner name used for
+// the replica's lease. A replicator restarted after a crash reuses it and
+// so resumes its predecessor's lease at once instead of waiting for it to
+// expire: the meta directory's flock, which we hold, proves the
+// predecessor is gone. Without the flock a fresh name is used.
+const leaseOwnerFile = "lease-owner"
+
+func (db *DB) leaseOwner() string {
+	host, _ := os.Hostname()
+	db.mu.Lock()
+	locked := db.lockFile != nil
+	db.mu.Unlock()
+	p := filepath.Join(db.metaPath, leaseOwnerFile)
+	if locked {
+		if b, err := readSmallFile(db.FS, p); err == nil {
+			if s := strings.TrimSpace(string(b)); strings.HasPrefix(s, host+" db ") {
+				return s
+			}
+		}
+	}
+	var id [6]byte
+	_, _ = rand.Read(id[:])
+	owner := fmt.Sprintf("%s db %s (id %s)", host, db.Path(), hex.EncodeToString(id[:]))
+	if locked {
+		if err := WriteFileAtomic(db.FS, p, 0o644, func(w io.Writer) error {
+			_, err := io.WriteString(w, owner+"\n")
+			return err
+		}); err != nil {
+			db.logger().Warn("cannot record the lease owner; a restart will wait for the lease to expire", "error", err)
+		}
+	}
+	return owner
+}
+
+func readSmallFile(fsys FS, p string) ([]byte, error) {
+	f, err := fsys.OpenFile(p, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 4096))
 }
 
 // ensureLease makes sure we hold the replica's lease before a write. It

@@ -1,0 +1,212 @@
+package litestream_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/sqlitebackup/litestream"
+	"github.com/sqlitebackup/litestream/file"
+)
+
+// leaseSide is one replicator of a shared replica: its own database.
+type leaseSide struct {
+	path string
+	app  *sql.DB
+	db   *litestream.DB
+}
+
+func newLeaseSide(t *testing.T, name, replicaDir string, configure func(r *litestream.Replica)) *leaseSide {
+	t.Helper()
+	s := &leaseSide{path: filepath.Join(t.TempDir(), name+".db")}
+	s.app = openApp(t, s.path, 4096)
+	mustExec(t, s.app, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+	s.db = litestream.NewDB(s.path)
+	s.db.MonitorInterval = 0
+	r := litestream.NewReplica(s.db, file.NewReplicaClient(replicaDir))
+	if configure != nil {
+		configure(r)
+	}
+	if err := s.db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.db.Close(context.Background()) })
+	return s
+}
+
+func (s *leaseSide) insert(t *testing.T, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		mustExec(t, s.app, "INSERT INTO t (v) VALUES (?)", filepath.Base(s.path))
+	}
+}
+
+// wantLeaseHeld checks err is a refusal naming holder.
+func wantLeaseHeld(t *testing.T, what string, err error, holder string) {
+	t.Helper()
+	var held *litestream.LeaseHeldError
+	if !errors.Is(err, litestream.ErrLeaseHeld) || !errors.As(err, &held) || !strings.Contains(held.Owner, holder) {
+		t.Fatalf("%s: got %v, want the lease held by %s", what, err, holder)
+	}
+}
+
+// sameLevelZero checks that every level-0 file of the replica is the
+// file of the same name in db's meta directory.
+func sameLevelZero(t *testing.T, replicaDir string, db *litestream.DB) int {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(replicaDir, "ltx", "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		got, err := os.ReadFile(filepath.Join(replicaDir, "ltx", "0", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(filepath.Join(db.LTXDir(), e.Name()))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("replica file %s is not the holder's (%v)", e.Name(), err)
+		}
+	}
+	return len(entries)
+}
+
+// TestLeaseSecondWriterRefused: while one replicator holds the lease,
+// every write path of another (upload, compaction, snapshot, both
+// retentions) is refused and writes nothing; once the holder stops, the
+// other takes the lease and continues the replica after the holder's
+// files with its own database.
+func TestLeaseSecondWriterRefused(t *testing.T) {
+	ctx := context.Background()
+	replicaDir := filepath.Join(t.TempDir(), "replica")
+	a := newLeaseSide(t, "a", replicaDir, nil)
+	a.insert(t, 3)
+	if err := a.db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !a.db.Replica.HoldsLease() {
+		t.Fatal("holder does not hold the lease after uploading")
+	}
+
+	b := newLeaseSide(t, "b", replicaDir, nil)
+	b.insert(t, 5)
+	if err := b.db.Sync(ctx); err != nil {
+		t.Fatal(err) // local level-0 files need no lease
+	}
+	r := b.db.Replica
+	wantLeaseHeld(t, "upload", r.Sync(ctx), a.path)
+	_, err := r.Compact(ctx, 1)
+	wantLeaseHeld(t, "compaction", err, a.path)
+	_, err = r.Snapshot(ctx)
+	wantLeaseHeld(t, "snapshot", err, a.path)
+	wantLeaseHeld(t, "retention", r.EnforceRetention(ctx, time.Now(), litestream.RetentionPolicy{SnapshotRetention: time.Hour, DeleteRemote: true}), a.path)
+	wantLeaseHeld(t, "level-0 retention", r.EnforceL0Retention(ctx, time.Now(), time.Nanosecond, true), a.path)
+	if r.HoldsLease() {
+		t.Fatal("second replicator claims the lease")
+	}
+	n := sameLevelZero(t, replicaDir, a.db)
+	for _, level := range []string{"1", "9"} {
+		if entries, _ := os.ReadDir(filepath.Join(replicaDir, "ltx", level)); len(entries) != 0 {
+			t.Fatalf("level %s has %d files written without the lease", level, len(entries))
+		}
+	}
+
+	// The holder keeps writing, compaction included.
+	a.insert(t, 1)
+	if err := a.db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.db.Replica.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := sameLevelZero(t, replicaDir, a.db); got != n+1 {
+		t.Fatalf("replica has %d level-0 files, want %d", got, n+1)
+	}
+
+	// The holder stops and releases; the other continues after it.
+	if err := a.db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !r.HoldsLease() || b.db.Pos() <= ltx.TXID(n+1) {
+		t.Fatalf("after takeover: holds lease %v, position %s", r.HoldsLease(), b.db.Pos())
+	}
+	client := file.NewReplicaClient(replicaDir)
+	if problems, err := litestream.ValidateLevels(ctx, client); err != nil || len(problems) != 0 {
+		t.Fatalf("replica after takeover: %v %v", problems, err)
+	}
+	out := filepath.Join(t.TempDir(), "restored.db")
+	if _, err := litestream.Restore(ctx, client, litestream.RestoreOptions{OutputPath: out, IntegrityCheck: "full"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := contentHash(t, out), contentHash(t, b.path); got != want {
+		t.Fatal("replica does not restore to the new holder's database")
+	}
+}
+
+// TestLeaseLostStopsWrites: when another process takes the lease (here:
+// overwrites it, as after a stall past its expiry) the holder notices at
+// its next renewal and writes nothing more; with LeaseWait off it
+// reports the failure.
+func TestLeaseLostStopsWrites(t *testing.T) {
+	ctx := context.Background()
+	replicaDir := filepath.Join(t.TempDir(), "replica")
+	a := newLeaseSide(t, "a", replicaDir, func(r *litestream.Replica) {
+		r.LeaseTTL, r.LeaseWait = litestream.MinLeaseTTL, false
+	})
+	a.insert(t, 2)
+	if err := a.db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n := sameLevelZero(t, replicaDir, a.db)
+	intruder := litestream.MarshalLease("intruder on host-b", time.Now().Add(time.Minute))
+	if err := os.WriteFile(filepath.Join(replicaDir, "lock.json"), intruder, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.db.Replica.LeaseFailed():
+	case <-time.After(10 * time.Second):
+		t.Fatal("lease loss not noticed within 10s (renewal every TTL/3)")
+	}
+	wantLeaseHeld(t, "LeaseErr", a.db.Replica.LeaseErr(), "intruder")
+	if a.db.Replica.HoldsLease() {
+		t.Fatal("replica still claims the lost lease")
+	}
+	a.insert(t, 2)
+	if err := a.db.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantLeaseHeld(t, "upload after loss", a.db.Replica.Sync(ctx), "intruder")
+	if got := sameLevelZero(t, replicaDir, a.db); got != n {
+		t.Fatalf("replica has %d level-0 files after the lease was lost, want %d", got, n)
+	}
+	if b, _ := os.ReadFile(filepath.Join(replicaDir, "lock.json")); !bytes.Equal(b, intruder) {
+		t.Fatalf("the new holder's lease was changed: %s", b)
+	}
+}
+
+// TestLeaseOnlyWithLeaser: a client without lease support replicates as
+// before and no lease object appears.
+func TestLeaseOnlyWithLeaser(t *testing.T) {
+	dir := t.TempDir()
+	replicaDir := filepath.Join(dir, "replica")
+	db := newReplicatedDB(t, filepath.Join(dir, "app.db"), &countingClient{ReplicaClient: file.NewReplicaClient(replicaDir)})
+	app := openApp(t, db.Path(), 4096)
+	mustExec(t, app, "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+	if err := db.SyncAndWait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(replicaDir, "lock.json")); !os.IsNotExist(err) {
+		t.Fatalf("lock.json written through a client without lease support: %v", err)
+	}
+}
