@@ -12,6 +12,7 @@ import (
 	"database/sql"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 
 	_ "modernc.org/sqlite"
@@ -27,6 +28,7 @@ func main() {
 	mb := fs.Int("mb", 1100, "bigdb: size in MiB")
 	rows := fs.Int("rows", 1000, "append: rows to insert")
 	pageSize := fs.Int("page-size", 4096, "bigdb: page size")
+	keepWAL := fs.Bool("keep-wal", false, "bigdb: never checkpoint, so the WAL grows past the database size; print ready and stay open until stdin closes")
 	fs.Parse(os.Args[2:])
 	db, err := sql.Open("sqlite", *path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
@@ -42,7 +44,13 @@ func main() {
 	}
 	switch os.Args[1] {
 	case "bigdb":
-		err = bigDB(db, *mb)
+		err = bigDB(db, *mb, *keepWAL)
+		if err == nil && *keepWAL {
+			// Closing the last connection would checkpoint the WAL away:
+			// hold it open until the test closes our stdin.
+			fmt.Println("ready")
+			_, _ = io.Copy(io.Discard, os.Stdin)
+		}
 	case "append":
 		err = appendRows(db, *rows)
 	case "ledger":
@@ -65,13 +73,21 @@ func fail(err error) {
 // bigDB fills the database with 64 MiB zero blobs (cheap for SQLite to
 // write) until it passes mb MiB, then adds rows of random data, which land
 // on pages after the lock page.
-func bigDB(db *sql.DB, mb int) error {
+func bigDB(db *sql.DB, mb int, keepWAL bool) error {
 	if _, err := db.Exec("CREATE TABLE IF NOT EXISTS filler (id INTEGER PRIMARY KEY, b BLOB)"); err != nil {
 		return err
+	}
+	if keepWAL {
+		if _, err := db.Exec("PRAGMA wal_autocheckpoint = 0"); err != nil {
+			return err
+		}
 	}
 	for i := 0; i < (mb+63)/64; i++ {
 		if _, err := db.Exec("INSERT INTO filler (b) VALUES (zeroblob(64*1024*1024))"); err != nil {
 			return err
+		}
+		if keepWAL {
+			continue
 		}
 		if _, err := db.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 			return err
