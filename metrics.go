@@ -91,6 +91,12 @@ var (
 	validationProblemsGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "litestream_validation_problems", Help: "Problems found by the last replica validation.",
 	}, []string{"db"})
+	verifyProblemsGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "litestream_verify_problems", Help: "Problems found by the last periodic verify (0 = healthy).",
+	}, []string{"db"})
+	verifyTimestampGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "litestream_verify_last_run_timestamp_seconds", Help: "Unix time of the last periodic verify.",
+	}, []string{"db"})
 	restoreCounter = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "litestream_restore_count", Help: "Restores, by result (ok or error).",
 	}, []string{"result"})

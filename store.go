@@ -32,6 +32,7 @@ type Store struct {
 	L0RetentionCheckInterval time.Duration
 	RetentionEnabled         bool          // false: never delete in replicas
 	ValidationInterval       time.Duration // 0 disables periodic validation
+	VerifyInterval           time.Duration // 0 disables periodic verification
 	Logger                   *slog.Logger
 
 	mu     sync.Mutex
@@ -97,6 +98,9 @@ func (s *Store) Open() error {
 	}
 	if s.ValidationInterval > 0 {
 		s.every(ctx, s.ValidationInterval, s.validateAll)
+	}
+	if s.VerifyInterval > 0 {
+		s.every(ctx, s.VerifyInterval, s.verifyAll)
 	}
 	return nil
 }
@@ -239,6 +243,25 @@ func (s *Store) validateAll(ctx context.Context) {
 		compactionVerifyErrorCounter.WithLabelValues(r.db.path).Add(float64(len(problems)))
 		for _, p := range problems {
 			r.logger().Warn("replica validation", "problem", p)
+		}
+	}
+}
+
+// verifyAll checks every replica's files and chain (Verify without the
+// restore) and records the result.
+func (s *Store) verifyAll(ctx context.Context) {
+	for _, r := range s.replicas() {
+		rep, err := Verify(ctx, r.Client, VerifyOptions{})
+		if err != nil {
+			if ctx.Err() == nil {
+				r.logger().Error("verify failed to run", "error", err)
+			}
+			continue
+		}
+		verifyProblemsGauge.WithLabelValues(r.db.path).Set(float64(len(rep.Problems)))
+		verifyTimestampGauge.WithLabelValues(r.db.path).SetToCurrentTime()
+		for _, p := range rep.Problems {
+			r.logger().Warn("replica verify", "problem", p)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sqlitebackup/litestream"
 )
@@ -48,4 +49,31 @@ func TestVerify(t *testing.T) {
 	if !strings.Contains(strings.Join(rep.Problems, "\n"), "gap") {
 		t.Fatalf("gap not reported: %+v", rep.Problems)
 	}
+}
+
+// TestPeriodicVerify: the store's periodic verify records problems in
+// metrics: 0 for a healthy replica, more once a file is corrupted.
+func TestPeriodicVerify(t *testing.T) {
+	h := newHarness(t, 4096, nil)
+	mustExec(t, h.app, "CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
+	insertRows(t, h, 10)
+	h.sync()
+	store := litestream.NewStore([]*litestream.DB{h.db})
+	store.CompactionIntervals, store.SnapshotInterval, store.L0Retention = nil, 0, 0
+	store.VerifyInterval = 20 * time.Millisecond
+	h.db.Close(context.Background())
+	if err := store.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close(context.Background())
+	labels := map[string]string{"db": h.dbPath}
+	waitFor(t, "a verify run", func() bool { return counterOrZeroGauge("litestream_verify_last_run_timestamp_seconds", labels) > 0 })
+	if got := counterOrZeroGauge("litestream_verify_problems", labels); got != 0 {
+		t.Fatalf("%v problems on a healthy replica", got)
+	}
+	p := filepath.Join(h.dir, "replica", "ltx", "0", "0000000000000001-0000000000000001.ltx")
+	b, _ := os.ReadFile(p)
+	b[len(b)/2] ^= 0xff
+	os.WriteFile(p, b, 0o644)
+	waitFor(t, "the corruption to be reported", func() bool { return counterOrZeroGauge("litestream_verify_problems", labels) > 0 })
 }

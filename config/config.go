@@ -44,6 +44,7 @@ type Config struct {
 	L0RetentionCheckInterval *Duration        `yaml:"l0-retention-check-interval"`
 	VerifyCompaction         bool             `yaml:"verify-compaction"`
 	Validation               ValidationConfig `yaml:"validation"`
+	Verify                   VerifyConfig     `yaml:"verify"`
 
 	ShutdownSyncTimeout  *Duration `yaml:"shutdown-sync-timeout"`
 	ShutdownSyncInterval *Duration `yaml:"shutdown-sync-interval"`
@@ -109,6 +110,12 @@ type RetentionConfig struct {
 }
 
 // ValidationConfig is the validation section.
+// VerifyConfig is the verify section: a periodic `litestream verify` of
+// every replica from replicate (checksums of every file; no restore).
+type VerifyConfig struct {
+	Interval *Duration `yaml:"interval"`
+}
+
 type ValidationConfig struct {
 	Interval *Duration `yaml:"interval"`
 }
@@ -235,6 +242,7 @@ func (c *Config) validateGlobal() error {
 		{"l0-retention", c.L0Retention, true, 0},
 		{"l0-retention-check-interval", c.L0RetentionCheckInterval, false, 0},
 		{"validation.interval", c.Validation.Interval, true, 0},
+		{"verify.interval", c.Verify.Interval, true, 0},
 		{"shutdown-sync-timeout", c.ShutdownSyncTimeout, true, 0},
 		{"shutdown-sync-interval", c.ShutdownSyncInterval, false, 0},
 		{"heartbeat-interval", c.HeartbeatInterval, false, time.Minute},

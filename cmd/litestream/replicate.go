@@ -173,6 +173,9 @@ func newStore(cfg *config.Config, dbs []*litestream.DB, logger *slog.Logger) *li
 	if d := cfg.Validation.Interval; d != nil {
 		s.ValidationInterval = d.D()
 	}
+	if d := cfg.Verify.Interval; d != nil {
+		s.VerifyInterval = d.D()
+	}
 	return s
 }
 
