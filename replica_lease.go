@@ -86,14 +86,36 @@ func (db *DB) leaseOwner() string {
 	_, _ = rand.Read(id[:])
 	owner := fmt.Sprintf("%s db %s (id %s)", host, db.Path(), hex.EncodeToString(id[:]))
 	if locked {
-		if err := WriteFileAtomic(db.FS, p, 0o644, func(w io.Writer) error {
-			_, err := io.WriteString(w, owner+"\n")
-			return err
-		}); err != nil {
+		if err := writeLeaseOwner(db.FS, p, owner); err != nil {
 			db.logger().Warn("cannot record the lease owner; a restart will wait for the lease to expire", "error", err)
 		}
 	}
 	return owner
+}
+
+// writeLeaseOwner replaces the owner file through a temporary file whose
+// name the meta directory's *.tmp clean-up, which may run concurrently,
+// leaves alone.
+func writeLeaseOwner(fsys FS, p, owner string) error {
+	tmp := p + ".new"
+	f, err := fsys.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(f, owner+"\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fsys.Rename(tmp, p)
+	}
+	if err != nil {
+		_ = fsys.Remove(tmp)
+	}
+	return err
 }
 
 func readSmallFile(fsys FS, p string) ([]byte, error) {
