@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/superfly/ltx"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
 
 	"github.com/sqlitebackup/litestream/ltxfile"
 )
@@ -322,6 +322,20 @@ func (db *DB) init(ctx context.Context) (err error) {
 	for _, c := range []**sql.Conn{&db.writeConn, &db.readConn, &db.ckptConn} {
 		if *c, err = db.sqldb.Conn(ctx); err != nil {
 			return fmt.Errorf("open sqlite connection: %w", err)
+		}
+	}
+	// Keep the WAL file when our connection is the last to close: its
+	// frames and salts then still prove continuity at the next start, so a
+	// restart does not cost a full image (SQLite would delete the WAL).
+	for _, c := range []*sql.Conn{db.writeConn, db.readConn, db.ckptConn} {
+		if err := c.Raw(func(dc any) error {
+			if fc, ok := dc.(sqlite.FileControl); ok {
+				_, err := fc.FileControlPersistWAL("main", 1)
+				return err
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("persist wal: %w", err)
 		}
 	}
 	// beginWrite polls for the write lock itself.

@@ -66,3 +66,34 @@ func TestHarnessPageSize(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartWithoutFullImage: closing the replicator (even as the last
+// connection) keeps the WAL, so a restart with no change in between
+// continues without a full image.
+func TestRestartWithoutFullImage(t *testing.T) {
+	h := newHarness(t, 4096, nil)
+	mustExec(t, h.app, "CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
+	insertRows(t, h, 50)
+	first := h.sync()
+	h.app.Close() // the replicator's connection is now the last one
+	for i := 0; i < 3; i++ {
+		if err := h.db.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		h.open(nil)
+		if err := h.db.SyncAndWait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := h.db.Pos(); got != first {
+		t.Fatalf("restarts without changes wrote files: TXID %s, want %s", got, first)
+	}
+	h.app = openApp(t, h.dbPath, 4096)
+	insertRows(t, h, 3)
+	txid := h.sync()
+	hdr, pages := levelZeroHeader(t, h, txid)
+	if pages == int(hdr.Commit) {
+		t.Fatalf("TXID %s after restarts is a full image", txid)
+	}
+	h.verifyAll()
+}

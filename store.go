@@ -107,6 +107,9 @@ func (s *Store) Open() error {
 
 // AddDB opens a DB and adds it to a running store.
 func (s *Store) AddDB(db *DB) error {
+	if s.DB(db.Path()) != nil {
+		return fmt.Errorf("database %s is already in the store", db.Path())
+	}
 	if err := db.Open(); err != nil {
 		return err
 	}

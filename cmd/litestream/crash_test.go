@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -63,7 +62,7 @@ func replicaFilesCached(t *testing.T, replicaDir string, known map[string]string
 
 // waitForNewFile waits (bounded) until the replica holds more than n
 // level-0 files.
-func waitForNewFile(t *testing.T, replicaDir string, n int, out *bytes.Buffer) {
+func waitForNewFile(t *testing.T, replicaDir string, n int, out fmt.Stringer) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for len(levelZeroNames(t, replicaDir)) <= n {
@@ -111,14 +110,14 @@ func TestReplicateSurvivesSIGKILL(t *testing.T) {
       sync-interval: 5ms
 `, dbPath, replicaDir))
 
-	start := func(name string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	start := func(name string, args ...string) (*exec.Cmd, *lockedBuffer) {
 		cmd := exec.Command(name, args...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
+		out := &lockedBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		return cmd, &out
+		return cmd, out
 	}
 	kill := func(cmd *exec.Cmd) {
 		if cmd != nil {
@@ -127,7 +126,7 @@ func TestReplicateSurvivesSIGKILL(t *testing.T) {
 		}
 	}
 	var app, rep *exec.Cmd
-	var repOut *bytes.Buffer
+	var repOut *lockedBuffer
 	defer func() { kill(app); kill(rep) }()
 
 	rng := rand.New(rand.NewPCG(7, 7))

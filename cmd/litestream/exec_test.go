@@ -45,12 +45,12 @@ func TestReplicateExecForwardsSignals(t *testing.T) {
 	child := `sh -c 'trap "touch ` + marker + `; exit 0" TERM; while :; do sleep 0.05; done'`
 	cmd := exec.Command(os.Args[0], "replicate", "-exec", child, dbPath, "file://"+filepath.Join(dir, "replica"))
 	cmd.Env = append(os.Environ(), "LITESTREAM_TEST_AS_MAIN=1")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitForNewFile(t, filepath.Join(dir, "replica"), 0, &out) // replication is running
+	waitForNewFile(t, filepath.Join(dir, "replica"), 0, out) // replication is running
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
