@@ -115,7 +115,9 @@ func TestRestoreEncryptedReplica(t *testing.T) {
 	write := func(recipient *age.X25519Identity, rows int) {
 		db := litestream.NewDB(dbPath)
 		db.MonitorInterval = 0
-		litestream.NewReplica(db, agecrypt.NewClient(file.NewReplicaClient(replicaDir), []age.Recipient{recipient.Recipient()}, nil))
+		// Replicating reads existing files too (resuming, compaction), so
+		// the writer holds the identities as well.
+		litestream.NewReplica(db, agecrypt.NewClient(file.NewReplicaClient(replicaDir), []age.Recipient{recipient.Recipient()}, []age.Identity{oldID, newID}))
 		if err := db.Open(); err != nil {
 			t.Fatal(err)
 		}
