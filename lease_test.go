@@ -210,3 +210,23 @@ func TestLeaseOnlyWithLeaser(t *testing.T) {
 		t.Fatalf("lock.json written through a client without lease support: %v", err)
 	}
 }
+
+// TestIdleLeaseLapses: an idle replica stops renewing its lease (no
+// storage requests while nothing changes) and takes it again on the next
+// write.
+func TestIdleLeaseLapses(t *testing.T) {
+	h := newHarness(t, 4096, nil)
+	h.db.Replica.LeaseTTL = litestream.MinLeaseTTL
+	mustExec(t, h.app, "CREATE TABLE t (x)")
+	h.sync()
+	if !h.db.Replica.HoldsLease() {
+		t.Fatal("no lease after a write")
+	}
+	waitFor(t, "the idle lease to lapse", func() bool { return !h.db.Replica.HoldsLease() })
+	mustExec(t, h.app, "INSERT INTO t VALUES (1)")
+	h.sync()
+	if !h.db.Replica.HoldsLease() {
+		t.Fatal("lease not re-acquired for a write")
+	}
+	h.verifyAll()
+}

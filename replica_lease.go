@@ -28,6 +28,7 @@ type leaseKeeper struct {
 	held       *Lease
 	deadline   time.Time // local clock: when our lease runs out at the latest
 	reconciled bool      // local state checked against the replica since acquisition
+	used       bool      // a write ran under the lease since the last renewal
 	// ctx lives as long as the lease: writes run under it, so losing the
 	// lease cancels them.
 	ctx     context.Context
@@ -151,6 +152,7 @@ func (r *Replica) ensureLease(ctx context.Context) (context.Context, func(), err
 		}
 		k.reconciled = true
 	}
+	k.used = true
 	wctx, cancel := context.WithCancelCause(ctx)
 	stop := context.AfterFunc(k.ctx, func() { cancel(context.Cause(k.ctx)) })
 	return wctx, func() { stop(); cancel(nil) }, nil
@@ -193,7 +195,10 @@ func (r *Replica) acquireLeaseLocked(ctx context.Context, l Leaser, ttl time.Dur
 	return nil
 }
 
-// renewLease extends the lease every TTL/3 until ctx ends. A refused
+// renewLease extends the lease every TTL/3 until ctx ends, as long as
+// writes keep using it: an idle replica lets its lease lapse instead of
+// writing to the storage forever (no requests while idle), and the next
+// write acquires it again (ensureLease sees the deadline). A refused
 // renewal (someone else holds the lease now) or one that cannot succeed
 // before the lease runs out stops all writes at once.
 func (r *Replica) renewLease(ctx context.Context, l Leaser, ttl time.Duration) {
@@ -207,10 +212,11 @@ func (r *Replica) renewLease(ctx context.Context, l Leaser, ttl time.Duration) {
 		case <-time.After(wait):
 		}
 		k.mu.Lock()
-		lease, deadline := k.held, k.deadline
+		lease, deadline, used := k.held, k.deadline, k.used
+		k.used = false
 		k.mu.Unlock()
-		if lease == nil {
-			return
+		if lease == nil || !used {
+			return // released, or idle: let it lapse
 		}
 		start := time.Now()
 		rctx, cancel := context.WithDeadline(ctx, deadline.Add(-leaseMargin(ttl)))
@@ -289,7 +295,7 @@ func (r *Replica) LeaseErr() error {
 func (r *Replica) HoldsLease() bool {
 	r.lease.mu.Lock()
 	defer r.lease.mu.Unlock()
-	return r.lease.held != nil
+	return r.lease.held != nil && time.Now().Before(r.lease.deadline)
 }
 
 // releaseLease stops renewing and gives the lease up (Stop calls it after
