@@ -186,6 +186,9 @@ func (c *ReplicaClient) withLeaseMutex(ctx context.Context, ttl time.Duration, f
 			_ = f.Close()
 			defer func() { _ = c.fs.Remove(m) }()
 			return fn()
+		} else if errors.Is(err, fs.ErrNotExist) {
+			// No replica directory, so no lease (acquiring creates it).
+			return &litestream.LeaseHeldError{Object: c.leaseObject(), Owner: "nobody (the replica directory is missing)"}
 		} else if !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("file replica: lease mutex: %w", err)
 		}

@@ -96,3 +96,17 @@ func TestLeaseAbandonedMutex(t *testing.T) {
 		t.Fatalf("mutex file left behind: %v", err)
 	}
 }
+
+// TestLeaseMissingDirectory: renewing or releasing a lease in a replica
+// directory that does not exist reports the lease as not held.
+func TestLeaseMissingDirectory(t *testing.T) {
+	ctx := context.Background()
+	c := file.NewReplicaClient(filepath.Join(t.TempDir(), "missing"))
+	_, err := c.RenewLease(ctx, &litestream.Lease{Owner: "a", Token: "x"}, time.Minute)
+	if !errors.Is(err, litestream.ErrLeaseHeld) {
+		t.Fatalf("RenewLease in a missing directory: %v", err)
+	}
+	if err := c.ReleaseLease(ctx, &litestream.Lease{Owner: "a", Token: "x"}); err != nil {
+		t.Fatalf("ReleaseLease in a missing directory: %v", err)
+	}
+}

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,18 +14,128 @@ import (
 	"time"
 
 	"github.com/superfly/ltx"
+
+	"github.com/sqlitebackup/litestream"
+	"github.com/sqlitebackup/litestream/config"
 )
 
 // Two replicate processes for two different databases (so the meta
 // directory flock does not stop the second) pointed at one replica: the
 // single-writer lease must keep the second from ever writing to it.
 
+// leaseReplica is the shared replica of a test, on one backend.
+type leaseReplica struct {
+	url    string
+	client litestream.ReplicaClient
+	leaser litestream.Leaser
+}
+
+// leaseReplicas returns a fresh file replica and, when their servers are
+// configured (testinfra variables), a fresh prefix on MinIO and versitygw.
+func leaseReplicas(t *testing.T) map[string]func(t *testing.T) leaseReplica {
+	m := map[string]func(t *testing.T) leaseReplica{
+		"file": func(t *testing.T) leaseReplica {
+			return newLeaseReplica(t, "file://"+filepath.Join(t.TempDir(), "replica"))
+		},
+	}
+	if os.Getenv("S3_ACCESS_KEY_ID") == "" || os.Getenv("S3_BUCKET") == "" {
+		t.Log("S3 servers not configured (S3_ENDPOINT / VERSITYGW_ENDPOINT, S3_ACCESS_KEY_ID, S3_BUCKET): file replica only")
+		return m
+	}
+	servers := map[string]string{"minio": os.Getenv("MINIO_ENDPOINT"), "versitygw": os.Getenv("VERSITYGW_ENDPOINT")}
+	if servers["minio"] == "" && os.Getenv("S3_SERVER") != "versitygw" {
+		servers["minio"] = os.Getenv("S3_ENDPOINT")
+	}
+	for name, endpoint := range servers {
+		if endpoint == "" {
+			continue
+		}
+		m[name] = func(t *testing.T) leaseReplica {
+			// Children inherit the credentials from the environment.
+			t.Setenv("LITESTREAM_ACCESS_KEY_ID", os.Getenv("S3_ACCESS_KEY_ID"))
+			t.Setenv("LITESTREAM_SECRET_ACCESS_KEY", os.Getenv("S3_SECRET_ACCESS_KEY"))
+			prefix := fmt.Sprintf("leasetest/%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano())
+			r := newLeaseReplica(t, fmt.Sprintf("s3://%s/%s?endpoint=%s&forcePathStyle=true", os.Getenv("S3_BUCKET"), prefix, endpoint))
+			t.Cleanup(func() { _ = r.client.DeleteAll(context.Background()) })
+			return r
+		}
+	}
+	return m
+}
+
+func newLeaseReplica(t *testing.T, url string) leaseReplica {
+	t.Helper()
+	c, err := config.NewReplicaClient(&config.ReplicaSettings{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, ok := c.(litestream.Leaser)
+	if !ok {
+		t.Fatalf("%s: client %T takes no lease", url, c)
+	}
+	return leaseReplica{url: url, client: c, leaser: l}
+}
+
+// holder says who holds the lease, without changing it: a renewal of a
+// lease nobody has is always refused with the current holder.
+func (r leaseReplica) holder(t *testing.T) (owner string, expires time.Time) {
+	t.Helper()
+	_, err := r.leaser.RenewLease(context.Background(), &litestream.Lease{Token: `"never-a-token"`}, time.Minute)
+	var held *litestream.LeaseHeldError
+	if !errors.As(err, &held) {
+		t.Fatalf("probe of the lease: %v", err)
+	}
+	return held.Owner, held.Expires
+}
+
+// levelZero lists the replica's level-0 files.
+func (r leaseReplica) levelZero(t *testing.T) []*ltx.FileInfo {
+	t.Helper()
+	infos, err := litestream.LTXFileInfos(context.Background(), r.client, 0, 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return infos
+}
+
+// checkFrom checks that level 0 is contiguous from TXID 1 and that every
+// file up to maxTXID is byte for byte the file of the same name in
+// metaDir (written by the first process).
+func (r leaseReplica) checkFrom(t *testing.T, metaDir string, maxTXID ltx.TXID) {
+	t.Helper()
+	for i, info := range r.levelZero(t) {
+		name := ltx.FormatFilename(info.MinTXID, info.MaxTXID)
+		if want := ltx.FormatFilename(ltx.TXID(i+1), ltx.TXID(i+1)); name != want {
+			t.Fatalf("replica level 0 not contiguous: file %d is %s, want %s", i, name, want)
+		}
+		if info.MaxTXID > maxTXID {
+			continue
+		}
+		rc, err := r.client.OpenLTXFile(context.Background(), 0, info.MinTXID, info.MaxTXID, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(filepath.Join(metaDir, name))
+		if err != nil {
+			t.Fatalf("replica file %s has no counterpart written by the first process: %v", name, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("replica file %s differs from the first process's file", name)
+		}
+	}
+}
+
 // leaseDB is one side of the test: its own database and config.
 type leaseDB struct {
 	path, cfg string
 }
 
-func newLeaseDB(t *testing.T, dir, name, replicaDir, lease string) leaseDB {
+func newLeaseDB(t *testing.T, dir, name, replicaURL, lease string) leaseDB {
 	t.Helper()
 	sub := filepath.Join(dir, name)
 	if err := os.MkdirAll(sub, 0o755); err != nil {
@@ -35,10 +147,10 @@ func newLeaseDB(t *testing.T, dir, name, replicaDir, lease string) leaseDB {
   - path: %s
     monitor-interval: 5ms
     replica:
-      path: %s
+      url: %s
       sync-interval: 5ms
       lease: %s
-`, path, replicaDir, lease)
+`, path, replicaURL, lease)
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -47,25 +159,6 @@ func newLeaseDB(t *testing.T, dir, name, replicaDir, lease string) leaseDB {
 
 func (d leaseDB) metaLTXDir() string {
 	return filepath.Join(filepath.Dir(d.path), ".app.db-litestream", "ltx", "0")
-}
-
-// leaseHolder reads the replica's lock.json; "" if there is none.
-func leaseHolder(t *testing.T, replicaDir string) (owner string, expires time.Time) {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(replicaDir, "lock.json"))
-	if os.IsNotExist(err) {
-		return "", time.Time{}
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Owner   string    `json:"owner"`
-		Expires time.Time `json:"expires"`
-	}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatalf("lock.json: %v: %s", err, b)
-	}
-	return doc.Owner, doc.Expires
 }
 
 // waitUntil polls cond (bounded) and fails with the daemons' output.
@@ -84,32 +177,6 @@ func waitUntil(t *testing.T, what string, limit time.Duration, cond func() bool,
 	}
 }
 
-// checkReplicaFrom checks that every level-0 file of the replica up to
-// maxTXID is byte for byte the file of the same name in metaDir, and
-// that level 0 is contiguous from TXID 1.
-func checkReplicaFrom(t *testing.T, replicaDir, metaDir string, maxTXID ltx.TXID) {
-	t.Helper()
-	for i, name := range levelZeroNames(t, replicaDir) {
-		if want := ltx.FormatFilename(ltx.TXID(i+1), ltx.TXID(i+1)); name != want {
-			t.Fatalf("replica level 0 not contiguous: file %d is %s, want %s", i, name, want)
-		}
-		if ltx.TXID(i+1) > maxTXID {
-			break
-		}
-		got, err := os.ReadFile(filepath.Join(replicaDir, "ltx", "0", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := os.ReadFile(filepath.Join(metaDir, name))
-		if err != nil {
-			t.Fatalf("replica file %s has no counterpart written by the first process: %v", name, err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("replica file %s differs from the first process's file", name)
-		}
-	}
-}
-
 func insertRows(t *testing.T, path string, n int) {
 	t.Helper()
 	app := openApp(t, path)
@@ -124,17 +191,22 @@ func insertRows(t *testing.T, path string, n int) {
 // once the first is killed and its lease has expired; the replica then
 // continues after the first process's files with the second database.
 func TestLeaseSecondReplicatorWaitsAndTakesOver(t *testing.T) {
+	for name, newReplica := range leaseReplicas(t) {
+		t.Run(name, func(t *testing.T) { testLeaseTakeover(t, newReplica(t)) })
+	}
+}
+
+func testLeaseTakeover(t *testing.T, r leaseReplica) {
 	dir := t.TempDir()
-	replicaDir := filepath.Join(dir, "replica")
-	a := newLeaseDB(t, dir, "a", replicaDir, "{ttl: 2s}")
-	b := newLeaseDB(t, dir, "b", replicaDir, "{ttl: 2s, wait: true}")
+	a := newLeaseDB(t, dir, "a", r.url, "{ttl: 2s}")
+	b := newLeaseDB(t, dir, "b", r.url, "{ttl: 2s, wait: true}")
 	insertRows(t, a.path, 3)
 	insertRows(t, b.path, 5)
 
 	pa := startDaemon(t, a.cfg)
 	waitUntil(t, "first process takes the lease and uploads", 20*time.Second, func() bool {
-		owner, _ := leaseHolder(t, replicaDir)
-		return strings.Contains(owner, a.path) && len(levelZeroNames(t, replicaDir)) > 0
+		owner, _ := r.holder(t)
+		return strings.Contains(owner, a.path) && len(r.levelZero(t)) > 0
 	}, pa)
 
 	pb := startDaemon(t, b.cfg)
@@ -146,27 +218,27 @@ func TestLeaseSecondReplicatorWaitsAndTakesOver(t *testing.T) {
 		return fileCount(b.metaLTXDir()) > 0
 	}, pa, pb)
 	insertRows(t, b.path, 2)
-	before := len(levelZeroNames(t, replicaDir))
+	before := len(r.levelZero(t))
 	insertRows(t, a.path, 2)
 	waitUntil(t, "first process uploads its new rows", 20*time.Second, func() bool {
-		n := len(levelZeroNames(t, replicaDir))
+		n := len(r.levelZero(t))
 		return n > before && n == fileCount(a.metaLTXDir())
 	}, pa, pb)
-	checkReplicaFrom(t, replicaDir, a.metaLTXDir(), 1<<62)
-	if owner, _ := leaseHolder(t, replicaDir); !strings.Contains(owner, a.path) {
+	r.checkFrom(t, a.metaLTXDir(), 1<<62)
+	if owner, _ := r.holder(t); !strings.Contains(owner, a.path) {
 		t.Fatalf("lease holder %q while the first process runs", owner)
 	}
-	firstMax := ltx.TXID(len(levelZeroNames(t, replicaDir)))
+	firstMax := ltx.TXID(len(r.levelZero(t)))
 
 	// kill -9 the holder: the second takes over only after expiry.
 	if err := pa.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-pa.done
-	_, expires := leaseHolder(t, replicaDir)
+	_, expires := r.holder(t)
 	var bExpires time.Time
 	waitUntil(t, "second process takes the expired lease over", 30*time.Second, func() bool {
-		owner, exp := leaseHolder(t, replicaDir)
+		owner, exp := r.holder(t)
 		bExpires = exp
 		return strings.Contains(owner, b.path)
 	}, pb)
@@ -175,7 +247,7 @@ func TestLeaseSecondReplicatorWaitsAndTakesOver(t *testing.T) {
 	if acquired := bExpires.Add(-2 * time.Second); acquired.Before(expires) {
 		t.Fatalf("lease taken over at about %s, before it expired at %s", acquired, expires)
 	}
-	checkReplicaFrom(t, replicaDir, a.metaLTXDir(), firstMax)
+	r.checkFrom(t, a.metaLTXDir(), firstMax)
 
 	// The replica now continues with the second database.
 	insertRows(t, b.path, 1)
@@ -183,42 +255,42 @@ func TestLeaseSecondReplicatorWaitsAndTakesOver(t *testing.T) {
 	out := filepath.Join(dir, "restored.db")
 	waitUntil(t, "replica restores to the second database", 30*time.Second, func() bool {
 		os.Remove(out)
-		code, _, _ := runCLI(t, "restore", "-o", out, "file://"+replicaDir)
+		code, _, _ := runCLI(t, "restore", "-o", out, r.url)
 		return code == 0 && queryInt(t, out, "SELECT COUNT(*) FROM t") == want &&
 			queryInt(t, out, "SELECT COUNT(*) FROM t WHERE v = 'b'") == want
 	}, pb)
 	integrityOK(t, out)
-	names := levelZeroNames(t, replicaDir)
-	for i, name := range names {
-		if want := ltx.FormatFilename(ltx.TXID(i+1), ltx.TXID(i+1)); name != want {
-			t.Fatalf("level 0 not contiguous after takeover: file %d is %s, want %s", i, name, want)
-		}
-	}
-	if code, stdout, stderr := runCLI(t, "verify", "file://"+replicaDir); code != 0 {
+	r.checkFrom(t, a.metaLTXDir(), firstMax)
+	if code, stdout, stderr := runCLI(t, "verify", r.url); code != 0 {
 		t.Fatalf("verify after takeover: %d\n%s%s", code, stdout, stderr)
 	}
 
 	// A clean stop releases the lease.
 	pb.stop(t)
-	if owner, _ := leaseHolder(t, replicaDir); owner != "" {
-		t.Fatalf("lease still held by %q after a clean stop", owner)
+	if owner, exp := r.holder(t); strings.Contains(owner, b.path) || time.Now().Before(exp) {
+		t.Fatalf("lease still held by %q until %s after a clean stop", owner, exp)
 	}
 }
 
 // TestLeaseNoWaitExits: with lease.wait false the second process exits
 // with an error naming the holder, having written nothing.
 func TestLeaseNoWaitExits(t *testing.T) {
+	for name, newReplica := range leaseReplicas(t) {
+		t.Run(name, func(t *testing.T) { testLeaseNoWait(t, newReplica(t)) })
+	}
+}
+
+func testLeaseNoWait(t *testing.T, r leaseReplica) {
 	dir := t.TempDir()
-	replicaDir := filepath.Join(dir, "replica")
-	a := newLeaseDB(t, dir, "a", replicaDir, "{ttl: 2s}")
-	b := newLeaseDB(t, dir, "b", replicaDir, "{ttl: 2s, wait: false}")
+	a := newLeaseDB(t, dir, "a", r.url, "{ttl: 2s}")
+	b := newLeaseDB(t, dir, "b", r.url, "{ttl: 2s, wait: false}")
 	insertRows(t, a.path, 3)
 	insertRows(t, b.path, 5)
 
 	pa := startDaemon(t, a.cfg)
 	waitUntil(t, "first process takes the lease and uploads", 20*time.Second, func() bool {
-		owner, _ := leaseHolder(t, replicaDir)
-		return strings.Contains(owner, a.path) && len(levelZeroNames(t, replicaDir)) > 0
+		owner, _ := r.holder(t)
+		return strings.Contains(owner, a.path) && len(r.levelZero(t)) > 0
 	}, pa)
 
 	pb := startDaemon(t, b.cfg)
@@ -234,12 +306,47 @@ func TestLeaseNoWaitExits(t *testing.T) {
 	if !strings.Contains(out, "is held by") || !strings.Contains(out, a.path) || !strings.Contains(out, "lease wait is off") {
 		t.Fatalf("second process's error does not name the holder:\n%s", out)
 	}
+	before := len(r.levelZero(t))
 	insertRows(t, a.path, 1)
 	waitUntil(t, "first process keeps uploading", 20*time.Second, func() bool {
-		return len(levelZeroNames(t, replicaDir)) >= fileCount(a.metaLTXDir())
+		n := len(r.levelZero(t))
+		return n > before && n == fileCount(a.metaLTXDir())
 	}, pa)
-	checkReplicaFrom(t, replicaDir, a.metaLTXDir(), 1<<62)
+	r.checkFrom(t, a.metaLTXDir(), 1<<62)
 	pa.stop(t)
+}
+
+// TestLeaseRestartAfterKillResumesAtOnce: a replicator restarted after
+// kill -9 (same database, same meta directory) resumes its predecessor's
+// lease at once instead of waiting for it to expire.
+func TestLeaseRestartAfterKillResumesAtOnce(t *testing.T) {
+	r := newLeaseReplica(t, "file://"+filepath.Join(t.TempDir(), "replica"))
+	dir := t.TempDir()
+	a := newLeaseDB(t, dir, "a", r.url, "{ttl: 1m}")
+	insertRows(t, a.path, 3)
+	p1 := startDaemon(t, a.cfg)
+	waitUntil(t, "first run uploads", 20*time.Second, func() bool {
+		n := len(r.levelZero(t))
+		return n > 0 && n == fileCount(a.metaLTXDir())
+	}, p1)
+	if err := p1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p1.done
+	_, expires := r.holder(t)
+
+	insertRows(t, a.path, 2)
+	p2 := startDaemon(t, a.cfg)
+	before := len(r.levelZero(t))
+	waitUntil(t, "restarted run uploads", 20*time.Second, func() bool {
+		n := len(r.levelZero(t))
+		return n > before && n == fileCount(a.metaLTXDir())
+	}, p2)
+	if !time.Now().Before(expires) {
+		t.Fatalf("restart waited for its own lease to expire (%s)", expires)
+	}
+	r.checkFrom(t, a.metaLTXDir(), 1<<62)
+	p2.stop(t)
 }
 
 func fileCount(dir string) int {
@@ -251,36 +358,4 @@ func fileCount(dir string) int {
 		}
 	}
 	return n
-}
-
-// TestLeaseRestartAfterKillResumesAtOnce: a replicator restarted after
-// kill -9 (same database, same meta directory) resumes its predecessor's
-// lease at once instead of waiting for it to expire.
-func TestLeaseRestartAfterKillResumesAtOnce(t *testing.T) {
-	dir := t.TempDir()
-	replicaDir := filepath.Join(dir, "replica")
-	a := newLeaseDB(t, dir, "a", replicaDir, "{ttl: 1m}")
-	insertRows(t, a.path, 3)
-	p1 := startDaemon(t, a.cfg)
-	waitUntil(t, "first run uploads", 20*time.Second, func() bool {
-		return len(levelZeroNames(t, replicaDir)) > 0 && len(levelZeroNames(t, replicaDir)) == fileCount(a.metaLTXDir())
-	}, p1)
-	if err := p1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-p1.done
-	_, expires := leaseHolder(t, replicaDir)
-
-	insertRows(t, a.path, 2)
-	p2 := startDaemon(t, a.cfg)
-	before := len(levelZeroNames(t, replicaDir))
-	waitUntil(t, "restarted run uploads", 20*time.Second, func() bool {
-		n := len(levelZeroNames(t, replicaDir))
-		return n > before && n == fileCount(a.metaLTXDir())
-	}, p2)
-	if !time.Now().Before(expires) {
-		t.Fatalf("restart waited for its own lease to expire (%s)", expires)
-	}
-	checkReplicaFrom(t, replicaDir, a.metaLTXDir(), 1<<62)
-	p2.stop(t)
 }
