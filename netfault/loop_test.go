@@ -17,6 +17,7 @@ import (
 // its uploads fail, and once the fault clears it catches up by itself,
 // without a gap, with nobody calling SyncAndWait.
 func TestUploadLoopCatchesUpAfterFault(t *testing.T) {
+	requireToxiproxy(t)
 	for _, name := range proxiedBackends {
 		b := backendNamed(name)
 		t.Run(name, func(t *testing.T) {

@@ -115,6 +115,7 @@ var proxiedBackends = []string{"s3", "sftp", "webdav"}
 // through the fault where it can succeed) yields exactly the
 // application's rows, resuming cut downloads mid-file.
 func TestNetworkFaults(t *testing.T) {
+	requireToxiproxy(t)
 	for _, name := range proxiedBackends {
 		b := backendNamed(name)
 		t.Run(name, func(t *testing.T) {

@@ -29,14 +29,22 @@ type faultProxy struct {
 
 var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9_-]+`)
 
-// newFaultProxy creates a proxy to upstream (host:port), or skips the
-// test when TOXIPROXY_URL is unset.
-func newFaultProxy(t *testing.T, upstream string) *faultProxy {
+// requireToxiproxy skips the test when TOXIPROXY_URL is unset and
+// returns it.
+func requireToxiproxy(t *testing.T) string {
 	t.Helper()
 	api := os.Getenv("TOXIPROXY_URL")
 	if api == "" {
 		t.Skip("TOXIPROXY_URL not set: start toxiproxy with scripts/testinfra/start-servers.sh (or run scripts/test) to run the network-fault suite")
 	}
+	return api
+}
+
+// newFaultProxy creates a proxy to upstream (host:port), or skips the
+// test when TOXIPROXY_URL is unset.
+func newFaultProxy(t *testing.T, upstream string) *faultProxy {
+	t.Helper()
+	api := requireToxiproxy(t)
 	if upstream == "" {
 		t.Fatal("no upstream address for the proxy")
 	}
