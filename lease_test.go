@@ -5,9 +5,11 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -215,18 +217,115 @@ func TestLeaseOnlyWithLeaser(t *testing.T) {
 // storage requests while nothing changes) and takes it again on the next
 // write.
 func TestIdleLeaseLapses(t *testing.T) {
-	h := newHarness(t, 4096, nil)
-	h.db.Replica.LeaseTTL = litestream.MinLeaseTTL
-	mustExec(t, h.app, "CREATE TABLE t (x)")
-	h.sync()
-	if !h.db.Replica.HoldsLease() {
+	ctx := context.Background()
+	replicaDir := filepath.Join(t.TempDir(), "replica")
+	a := newLeaseSide(t, "a", replicaDir, func(r *litestream.Replica) { r.LeaseTTL = litestream.MinLeaseTTL })
+	a.insert(t, 1)
+	if err := a.db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !a.db.Replica.HoldsLease() {
 		t.Fatal("no lease after a write")
 	}
-	waitFor(t, "the idle lease to lapse", func() bool { return !h.db.Replica.HoldsLease() })
-	mustExec(t, h.app, "INSERT INTO t VALUES (1)")
-	h.sync()
-	if !h.db.Replica.HoldsLease() {
+	waitFor(t, "the idle lease to lapse", func() bool { return !a.db.Replica.HoldsLease() })
+	a.insert(t, 1)
+	if err := a.db.SyncAndWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !a.db.Replica.HoldsLease() {
 		t.Fatal("lease not re-acquired for a write")
 	}
-	h.verifyAll()
+	sameLevelZero(t, replicaDir, a.db)
+	out := filepath.Join(t.TempDir(), "restored.db")
+	if _, err := litestream.Restore(ctx, file.NewReplicaClient(replicaDir), litestream.RestoreOptions{OutputPath: out, IntegrityCheck: "full"}); err != nil {
+		t.Fatal(err)
+	}
+	if contentHash(t, out) != contentHash(t, a.path) {
+		t.Fatal("replica does not restore to the database")
+	}
+}
+
+// gatedClient holds uploads until its gate opens; Unwrap exposes the
+// file client's lease support.
+type gatedClient struct {
+	litestream.ReplicaClient
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (c *gatedClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
+	select {
+	case c.entered <- struct{}{}:
+	default:
+	}
+	select {
+	case <-c.gate:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return c.ReplicaClient.WriteLTXFile(ctx, level, minTXID, maxTXID, r)
+}
+
+func (c *gatedClient) Unwrap() litestream.ReplicaClient { return c.ReplicaClient }
+
+// TestLeaseRenewedDuringLongWrite: an upload that outlasts several
+// renewal periods keeps the lease renewed (it is in use, not idle) and
+// completes under it.
+func TestLeaseRenewedDuringLongWrite(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	replicaDir := filepath.Join(dir, "replica")
+	client := &gatedClient{ReplicaClient: file.NewReplicaClient(replicaDir), entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	path := filepath.Join(dir, "app.db")
+	app := openApp(t, path, 4096)
+	mustExec(t, app, "CREATE TABLE t (x)")
+	db := litestream.NewDB(path)
+	db.MonitorInterval = 0
+	r := litestream.NewReplica(db, client)
+	r.LeaseTTL = litestream.MinLeaseTTL
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close(ctx) })
+	var once sync.Once
+	open := func() { once.Do(func() { close(client.gate) }) }
+	t.Cleanup(open) // runs first: a failed test must not leave the upload held
+
+	done := make(chan error, 1)
+	go func() { done <- db.SyncAndWait(ctx) }()
+	select {
+	case <-client.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("upload did not start")
+	}
+	expiry := func() time.Time {
+		b, err := os.ReadFile(filepath.Join(replicaDir, "lock.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := litestream.UnmarshalLease(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Expires
+	}
+	first := expiry()
+	waitFor(t, "three renewals during the upload", func() bool {
+		if !r.HoldsLease() {
+			t.Fatal("lease dropped while an upload runs under it")
+		}
+		return expiry().After(first.Add(litestream.MinLeaseTTL))
+	})
+	open()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("upload under a renewed lease: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("upload did not finish")
+	}
+	if _, err := os.Stat(filepath.Join(replicaDir, "ltx", "0", ltx.FormatFilename(1, 1))); err != nil {
+		t.Fatal(err)
+	}
 }

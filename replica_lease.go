@@ -29,6 +29,7 @@ type leaseKeeper struct {
 	deadline   time.Time // local clock: when our lease runs out at the latest
 	reconciled bool      // local state checked against the replica since acquisition
 	used       bool      // a write ran under the lease since the last renewal
+	active     int       // writes running under the lease now
 	// ctx lives as long as the lease: writes run under it, so losing the
 	// lease cancels them.
 	ctx     context.Context
@@ -41,7 +42,10 @@ type leaseKeeper struct {
 	failErr error
 }
 
-var errLeaseReleased = errors.New("replica lease released")
+var (
+	errLeaseReleased = errors.New("replica lease released")
+	errLeaseLapsed   = errors.New("replica lease lapsed while idle")
+)
 
 // leaseTTL returns the configured TTL, never less than MinLeaseTTL.
 func (r *Replica) leaseTTL() time.Duration {
@@ -153,9 +157,16 @@ func (r *Replica) ensureLease(ctx context.Context) (context.Context, func(), err
 		k.reconciled = true
 	}
 	k.used = true
+	k.active++
 	wctx, cancel := context.WithCancelCause(ctx)
 	stop := context.AfterFunc(k.ctx, func() { cancel(context.Cause(k.ctx)) })
-	return wctx, func() { stop(); cancel(nil) }, nil
+	return wctx, func() {
+		stop()
+		cancel(nil)
+		k.mu.Lock()
+		k.active--
+		k.mu.Unlock()
+	}, nil
 }
 
 // AcquireLease takes the replica's lease now, for callers that want to
@@ -198,9 +209,11 @@ func (r *Replica) acquireLeaseLocked(ctx context.Context, l Leaser, ttl time.Dur
 // renewLease extends the lease every TTL/3 until ctx ends, as long as
 // writes keep using it: an idle replica lets its lease lapse instead of
 // writing to the storage forever (no requests while idle), and the next
-// write acquires it again (ensureLease sees the deadline). A refused
-// renewal (someone else holds the lease now) or one that cannot succeed
-// before the lease runs out stops all writes at once.
+// write acquires it again. A write still running counts as use, and the
+// lease is dropped locally before its last safe moment, so no write runs
+// under a lease nobody renews. A refused renewal (someone else holds the
+// lease now) or one that cannot succeed before the lease runs out stops
+// all writes at once.
 func (r *Replica) renewLease(ctx context.Context, l Leaser, ttl time.Duration) {
 	k := &r.lease
 	interval := ttl / 3
@@ -212,11 +225,22 @@ func (r *Replica) renewLease(ctx context.Context, l Leaser, ttl time.Duration) {
 		case <-time.After(wait):
 		}
 		k.mu.Lock()
-		lease, deadline, used := k.held, k.deadline, k.used
+		lease, deadline := k.held, k.deadline
+		inUse := k.used || k.active > 0
 		k.used = false
+		if lease != nil && !inUse && time.Until(deadline.Add(-leaseMargin(ttl))) < interval {
+			// Idle, and the next tick would be too late to renew: let
+			// the lease lapse now so that no write starts under it.
+			k.dropLocked(errLeaseLapsed)
+			lease = nil
+		}
 		k.mu.Unlock()
-		if lease == nil || !used {
-			return // released, or idle: let it lapse
+		if lease == nil {
+			return // released, or lapsed while idle
+		}
+		if !inUse {
+			wait = interval
+			continue // idle: no request; look again at the next tick
 		}
 		start := time.Now()
 		rctx, cancel := context.WithDeadline(ctx, deadline.Add(-leaseMargin(ttl)))
@@ -243,12 +267,14 @@ func (r *Replica) renewLease(ctx context.Context, l Leaser, ttl time.Duration) {
 	}
 }
 
-// loseLocked stops every write after the lease was lost.
+// loseLocked stops every write after the lease was lost. With LeaseWait
+// off, losing it to another process is fatal; failing to reach the
+// storage in time is not: the next write tries to acquire it again.
 func (k *leaseKeeper) loseLocked(r *Replica, err error) {
 	err = fmt.Errorf("replica lease lost, writes stopped: %w", err)
 	r.logger().Error("replica lease lost; no more writes until it is acquired again", "error", err)
 	k.dropLocked(err)
-	if !r.LeaseWait {
+	if !r.LeaseWait && errors.Is(err, ErrLeaseHeld) {
 		k.failLocked(err)
 	}
 }
