@@ -9,6 +9,7 @@ import (
 	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
 
 	"github.com/sqlitebackup/litestream"
+	"github.com/sqlitebackup/litestream/config"
 )
 
 // Defects the network-fault suite found in code this package does not
@@ -184,4 +185,30 @@ func TestBugResumeBudgetIgnoresProgress(t *testing.T) {
 		t.Fatalf("restore through connections cut every 32 KiB: %v\nopens: %s", err, h.client.summary())
 	}
 	h.checkRestored(out, final)
+}
+
+// bugConfigNullReplica was found by FuzzParse (config/fuzz_test.go) while
+// this suite's results were collected; it belongs to the config package,
+// so its test lives here until that package takes it over.
+const bugConfigNullReplica = "config: Parse panics (reflect: call of reflect.Value.NumField on zero Value, in " +
+	"inheritReplicaSettings) on a replicas list with an empty entry, e.g. \"replicas:\\n  -\"; it must return an " +
+	"error naming the entry (TestBugConfigEmptyReplicaEntry)"
+
+func TestBugConfigEmptyReplicaEntry(t *testing.T) {
+	skipBug(t, bugConfigNullReplica)
+	for _, doc := range []string{
+		"dbs:\n  - path: /tmp/app.db\n    replicas:\n      -\n",
+		"dbs:\n  - path: /tmp/app.db\n    replicas: [~]\n",
+	} {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("Parse(%q) panicked: %v", doc, r)
+				}
+			}()
+			if _, err := config.Parse([]byte(doc), false); err == nil {
+				t.Errorf("Parse(%q): no error for an empty replica entry", doc)
+			}
+		}()
+	}
 }
