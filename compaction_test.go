@@ -195,6 +195,11 @@ func TestStoreSchedules(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := contentHash(t, dbPath)
+	// Stop the schedulers first: retention at 1ms could delete a file
+	// between planning the restore and reading it.
+	if err := store.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if got := h.restore(litestream.RestoreTarget{}); got != want {
 		t.Fatal("restore from a compacted replica differs from the database")
 	}

@@ -241,10 +241,11 @@ func (r *Replica) WaitFor(ctx context.Context, txid ltx.TXID) error {
 		if r.Pos() >= txid {
 			return nil
 		}
-		select {
+		select { // another pass may be uploading; look again soon in any case
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-advanced:
+		case <-time.After(max(r.SyncInterval, 10*time.Millisecond)):
 		}
 	}
 }
