@@ -557,12 +557,7 @@ func (db *DB) syncWAL(ctx context.Context) (bool, error) {
 	} else if fi.Size() < db.pos.offset {
 		return false, db.lostContinuity("wal truncated by another process")
 	}
-	// Only frames the wal-index publishes are committed: a writer that
-	// crashed mid-commit leaves frames the next writer overwrites.
-	limit, published := committedEnd(db.path+"-shm", hdr, fi.Size())
-	if !published {
-		return false, nil // the index is being rewritten; try at the next sync
-	}
+	limit := fi.Size()
 	wrote := false
 	for {
 		seg, err := scanWAL(wal, limit, hdr, offset, seed, db.MaxSyncWALBytes)
@@ -643,9 +638,6 @@ func (db *DB) copyUnderWriteLock() error {
 		size = fi.Size()
 		if hdr, err = readWALHeader(wal); err == nil {
 			hdrOK = hdr.pageSize == db.pageSize
-			// Under the write lock the index is stable; without one (no
-			// -shm), the file size is the best bound there is.
-			size, _ = committedEnd(db.path+"-shm", hdr, size)
 		} else if !errors.Is(err, errWALHeader) {
 			return err
 		}
@@ -901,12 +893,6 @@ func (db *DB) Checkpoint(ctx context.Context, mode string) error {
 // file is a full image.
 func (db *DB) checkpoint(ctx context.Context, mode string) error {
 	start := time.Now()
-	if mode == CheckpointPassive {
-		if err := db.preCheckpoint(ctx); err != nil {
-			checkpointErrorCounter.WithLabelValues(db.path, mode).Inc()
-			return fmt.Errorf("checkpoint: %w", err)
-		}
-	}
 	ran, err := db.runCheckpoint(ctx, mode)
 	if ran || err != nil {
 		checkpointCounter.WithLabelValues(db.path, mode).Inc()
@@ -916,41 +902,6 @@ func (db *DB) checkpoint(ctx context.Context, mode string) error {
 		checkpointErrorCounter.WithLabelValues(db.path, mode).Inc()
 	}
 	return err
-}
-
-// preCheckpoint does the bulk of a PASSIVE checkpoint without holding the
-// write lock, so the application is blocked only for what it commits
-// meanwhile: under the lock it copies the WAL to its end E and restarts
-// our read transaction there (so E is an anchor: a WAL restart can only
-// follow a point we copied), then releases the lock and backfills up to E.
-func (db *DB) preCheckpoint(ctx context.Context) error {
-	if err := db.beginWrite(ctx); err != nil {
-		if isBusy(err) {
-			return nil // the locked pass will try again
-		}
-		return err
-	}
-	if _, err := db.syncWAL(ctx); err != nil || db.needResync {
-		db.endWrite()
-		return err
-	}
-	if err := db.endRead(); err != nil {
-		db.needResync = true
-		db.endWrite()
-		return err
-	}
-	if err := db.beginRead(ctx); err != nil {
-		db.needResync, db.resyncWhy = true, "read transaction before checkpoint"
-		db.endWrite()
-		return err
-	}
-	db.anchor = walAnchor{valid: true, offset: db.pos.offset, salt1: db.pos.salt1, salt2: db.pos.salt2, ckptSeq: db.pos.ckptSeq}
-	db.endWrite()
-	var busy, logN, ckptN int
-	if err := db.ckptConn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logN, &ckptN); err != nil {
-		return fmt.Errorf("unlocked passive checkpoint: %w", err)
-	}
-	return nil
 }
 
 // runCheckpoint does the work of checkpoint; ran is false when it was

@@ -2,12 +2,10 @@ package litestream
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 )
 
 // SQLite WAL file format constants (https://sqlite.org/fileformat.html#wal_file_format).
@@ -182,46 +180,4 @@ func frameChecksumAt(r io.ReaderAt, hdr walHeader, offset int64) ([2]uint32, boo
 	ok := binary.BigEndian.Uint32(b[8:]) == hdr.salt1 && binary.BigEndian.Uint32(b[12:]) == hdr.salt2 &&
 		binary.BigEndian.Uint32(b[4:]) != 0 // a sync always ends on a commit frame
 	return [2]uint32{binary.BigEndian.Uint32(b[16:]), binary.BigEndian.Uint32(b[20:])}, ok, nil
-}
-
-// walIndexEnd returns the end of the WAL that SQLite's wal-index (the
-// -shm file) says is committed: 32 + mxFrame frames. Frames past it may be
-// a crashed writer's commit that was never published; the next writer
-// overwrites them, so they must never be shipped. ok is false when the
-// index is unreadable, belongs to another WAL generation, or is being
-// written (its two header copies differ).
-func walIndexEnd(shmPath string, hdr walHeader) (end int64, ok bool) {
-	f, err := os.Open(shmPath)
-	if err != nil {
-		return 0, false
-	}
-	defer f.Close()
-	var b [96]byte
-	if _, err := f.ReadAt(b[:], 0); err != nil {
-		return 0, false
-	}
-	// Two copies of the 48-byte header; a writer updates them in turn.
-	if !bytes.Equal(b[:48], b[48:96]) || b[12] == 0 { // isInit
-		return 0, false
-	}
-	var salts [8]byte // copied verbatim from the WAL header into the index
-	binary.BigEndian.PutUint32(salts[0:], hdr.salt1)
-	binary.BigEndian.PutUint32(salts[4:], hdr.salt2)
-	if !bytes.Equal(b[32:40], salts[:]) {
-		return 0, false
-	}
-	mxFrame := binary.NativeEndian.Uint32(b[16:20])
-	return WALHeaderSize + int64(mxFrame)*hdr.frameSize(), true
-}
-
-// committedEnd bounds a scan of the WAL at what the wal-index publishes,
-// retrying briefly while a writer updates it. published is false when the
-// index could not be read consistently.
-func committedEnd(shmPath string, hdr walHeader, fileSize int64) (end int64, published bool) {
-	for i := 0; i < 3; i++ {
-		if end, ok := walIndexEnd(shmPath, hdr); ok {
-			return min(end, fileSize), true
-		}
-	}
-	return fileSize, false
 }
