@@ -198,8 +198,10 @@ func TestLeaseSecondReplicatorWaitsAndTakesOver(t *testing.T) {
 
 func testLeaseTakeover(t *testing.T, r leaseReplica) {
 	dir := t.TempDir()
-	a := newLeaseDB(t, dir, "a", r.url, "{ttl: 2s}")
-	b := newLeaseDB(t, dir, "b", r.url, "{ttl: 2s, wait: true}")
+	// A TTL long enough that the first process's lease does not lapse
+	// while it is idle between the test's steps.
+	a := newLeaseDB(t, dir, "a", r.url, "{ttl: 5s}")
+	b := newLeaseDB(t, dir, "b", r.url, "{ttl: 5s, wait: true}")
 	insertRows(t, a.path, 3)
 	insertRows(t, b.path, 5)
 
@@ -242,9 +244,9 @@ func testLeaseTakeover(t *testing.T, r leaseReplica) {
 		bExpires = exp
 		return strings.Contains(owner, b.path)
 	}, pb)
-	// Its first lease ran from its acquisition for the 2s TTL (observed
+	// Its first lease ran from its acquisition for the 5s TTL (observed
 	// within milliseconds, long before the first renewal at TTL/3).
-	if acquired := bExpires.Add(-2 * time.Second); acquired.Before(expires) {
+	if acquired := bExpires.Add(-5 * time.Second); acquired.Before(expires) {
 		t.Fatalf("lease taken over at about %s, before it expired at %s", acquired, expires)
 	}
 	r.checkFrom(t, a.metaLTXDir(), firstMax)
@@ -282,8 +284,8 @@ func TestLeaseNoWaitExits(t *testing.T) {
 
 func testLeaseNoWait(t *testing.T, r leaseReplica) {
 	dir := t.TempDir()
-	a := newLeaseDB(t, dir, "a", r.url, "{ttl: 2s}")
-	b := newLeaseDB(t, dir, "b", r.url, "{ttl: 2s, wait: false}")
+	a := newLeaseDB(t, dir, "a", r.url, "{ttl: 5s}")
+	b := newLeaseDB(t, dir, "b", r.url, "{ttl: 5s, wait: false}")
 	insertRows(t, a.path, 3)
 	insertRows(t, b.path, 5)
 
