@@ -986,9 +986,16 @@ func isBusy(err error) bool {
 // monitor syncs when the WAL changes: at once after a quiet period, then
 // at most once per MonitorInterval while writes continue.
 func (db *DB) monitor(ctx context.Context) {
-	unwatch := watchFile(db.WALPath(), db.kick)
+	unwatch, watching := watchFile(db.WALPath(), db.kick)
 	defer unwatch()
-	poll := time.NewTicker(db.MonitorInterval)
+	// With inotify the poll is only a safety net and the clock for the
+	// time-based checkpoint, so an idle database costs (almost) nothing.
+	pollEvery := db.MonitorInterval
+	if watching {
+		pollEvery = max(pollEvery, idlePollInterval)
+	}
+	poll := time.NewTicker(pollEvery)
+	kick(db.kick) // the first sync (and full image, if due) right away
 	defer poll.Stop()
 	var last walStat
 	backoff := time.Duration(0)
@@ -1035,6 +1042,9 @@ func (db *DB) monitor(ctx context.Context) {
 		}
 	}
 }
+
+// idlePollInterval is the stat poll's period while inotify watches the WAL.
+const idlePollInterval = 10 * time.Second
 
 func (db *DB) isInitialized() bool {
 	db.mu.Lock()

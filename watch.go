@@ -27,17 +27,17 @@ var sharedWatcher = &fileWatcher{
 // written, renamed or removed. It returns a function that stops watching.
 // If inotify is unavailable it does nothing, and callers' stat polling
 // takes over.
-func watchFile(path string, ch chan struct{}) (unwatch func()) {
+func watchFile(path string, ch chan struct{}) (unwatch func(), ok bool) {
 	return sharedWatcher.add(filepath.Clean(path), ch)
 }
 
-func (fw *fileWatcher) add(path string, ch chan struct{}) func() {
+func (fw *fileWatcher) add(path string, ch chan struct{}) (func(), bool) {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
 	if fw.w == nil {
 		w, err := fsnotify.NewWatcher()
 		if err != nil {
-			return func() {}
+			return func() {}, false
 		}
 		fw.w = w
 		go fw.run(w)
@@ -45,7 +45,7 @@ func (fw *fileWatcher) add(path string, ch chan struct{}) func() {
 	dir := filepath.Dir(path)
 	if fw.dirRefs[dir] == 0 {
 		if err := fw.w.Add(dir); err != nil {
-			return func() {}
+			return func() {}, false
 		}
 	}
 	fw.dirRefs[dir]++
@@ -53,7 +53,7 @@ func (fw *fileWatcher) add(path string, ch chan struct{}) func() {
 		fw.subs[path] = make(map[chan struct{}]struct{})
 	}
 	fw.subs[path][ch] = struct{}{}
-	return func() { fw.remove(path, dir, ch) }
+	return func() { fw.remove(path, dir, ch) }, true
 }
 
 func (fw *fileWatcher) remove(path, dir string, ch chan struct{}) {
