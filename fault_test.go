@@ -98,8 +98,8 @@ func TestDiskFullPausesAndResumes(t *testing.T) {
 	h.open(func(db *litestream.DB) {
 		db.FS = fsys
 		db.MonitorInterval = 10 * time.Millisecond
+		db.Replica.SyncInterval = 10 * time.Millisecond
 	})
-	h.db.Replica.SyncInterval = 10 * time.Millisecond
 	h.sync()
 	fsys.Inject(faultfs.OpCreate, ".app.db-litestream", faultfs.ENOSPC, -1)
 	insertRows(t, h, 20)

@@ -141,10 +141,10 @@ func newHarness(t *testing.T, pageSize int, configure func(db *litestream.DB)) *
 func (h *harness) open(configure func(db *litestream.DB)) {
 	h.db = litestream.NewDB(h.dbPath)
 	h.db.MonitorInterval = 0 // the test drives every sync
-	if configure != nil {
-		configure(h.db)
-	}
 	litestream.NewReplica(h.db, h.client)
+	if configure != nil {
+		configure(h.db) // may tune db.Replica too, before Open
+	}
 	if err := h.db.Open(); err != nil {
 		h.t.Fatal(err)
 	}

@@ -41,6 +41,9 @@ func (r *resumableReader) Read(p []byte) (int, error) {
 		n, err := r.rc.Read(p)
 		r.offset += int64(n)
 		if err == nil || n > 0 {
+			if n > 0 {
+				r.retries = 0 // the limit is on failures in a row, not per file
+			}
 			r.atEnd = false
 			return n, nil
 		}

@@ -334,6 +334,8 @@ func (db *DBConfig) ReplicaSettings() (*ReplicaSettings, error) {
 		return nil, errors.New("replica and replicas cannot both be set")
 	case len(db.Replicas) > 1:
 		return nil, errors.New("multiple replicas on a single database are no longer supported (Litestream v0.5 allows one)")
+	case len(db.Replicas) == 1 && db.Replicas[0] == nil:
+		return nil, errors.New("replicas: empty entry")
 	case len(db.Replicas) == 1:
 		db.Replica, db.Replicas = db.Replicas[0], nil
 	case db.Replica == nil:

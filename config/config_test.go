@@ -160,3 +160,11 @@ func TestLeaseSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestParseEmptyReplicaEntry(t *testing.T) {
+	for _, src := range []string{"dbs:\n  - path: /a.db\n    replicas:\n      -\n", "dbs:\n  - path: /a.db\n    replicas: [~]\n"} {
+		if _, err := Parse([]byte(src), false); err == nil {
+			t.Fatalf("%q parsed without error", src)
+		}
+	}
+}
