@@ -177,6 +177,38 @@ func waitUntil(t *testing.T, what string, limit time.Duration, cond func() bool,
 	}
 }
 
+// keepWriting commits a row to the database every 50ms until the
+// returned function is called, so its replicator is never idle (an idle
+// holder lets its lease lapse, and the other process may then take it).
+func keepWriting(t *testing.T, path string) (stop func()) {
+	t.Helper()
+	app := openApp(t, path)
+	mustExec(t, app, "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT)")
+	quit, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-quit:
+				done <- nil
+				return
+			case <-tick.C:
+			}
+			if _, err := app.Exec("INSERT INTO t (v) VALUES (?)", filepath.Base(filepath.Dir(path))); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		if err := <-done; err != nil {
+			t.Fatalf("writer of %s: %v", path, err)
+		}
+	}
+}
+
 func insertRows(t *testing.T, path string, n int) {
 	t.Helper()
 	app := openApp(t, path)
@@ -198,14 +230,13 @@ func TestLeaseSecondReplicatorWaitsAndTakesOver(t *testing.T) {
 
 func testLeaseTakeover(t *testing.T, r leaseReplica) {
 	dir := t.TempDir()
-	// A TTL long enough that the first process's lease does not lapse
-	// while it is idle between the test's steps.
-	a := newLeaseDB(t, dir, "a", r.url, "{ttl: 5s}")
-	b := newLeaseDB(t, dir, "b", r.url, "{ttl: 5s, wait: true}")
+	a := newLeaseDB(t, dir, "a", r.url, "{ttl: 2s}")
+	b := newLeaseDB(t, dir, "b", r.url, "{ttl: 2s, wait: true}")
 	insertRows(t, a.path, 3)
 	insertRows(t, b.path, 5)
 
 	pa := startDaemon(t, a.cfg)
+	stopA := keepWriting(t, a.path)
 	waitUntil(t, "first process takes the lease and uploads", 20*time.Second, func() bool {
 		owner, _ := r.holder(t)
 		return strings.Contains(owner, a.path) && len(r.levelZero(t)) > 0
@@ -221,10 +252,8 @@ func testLeaseTakeover(t *testing.T, r leaseReplica) {
 	}, pa, pb)
 	insertRows(t, b.path, 2)
 	before := len(r.levelZero(t))
-	insertRows(t, a.path, 2)
 	waitUntil(t, "first process uploads its new rows", 20*time.Second, func() bool {
-		n := len(r.levelZero(t))
-		return n > before && n == fileCount(a.metaLTXDir())
+		return len(r.levelZero(t)) > before+2
 	}, pa, pb)
 	r.checkFrom(t, a.metaLTXDir(), 1<<62)
 	if owner, _ := r.holder(t); !strings.Contains(owner, a.path) {
@@ -237,16 +266,18 @@ func testLeaseTakeover(t *testing.T, r leaseReplica) {
 		t.Fatal(err)
 	}
 	<-pa.done
+	stopA()
 	_, expires := r.holder(t)
+	firstMax = ltx.TXID(len(r.levelZero(t)))
 	var bExpires time.Time
 	waitUntil(t, "second process takes the expired lease over", 30*time.Second, func() bool {
 		owner, exp := r.holder(t)
 		bExpires = exp
 		return strings.Contains(owner, b.path)
 	}, pb)
-	// Its first lease ran from its acquisition for the 5s TTL (observed
+	// Its first lease ran from its acquisition for the 2s TTL (observed
 	// within milliseconds, long before the first renewal at TTL/3).
-	if acquired := bExpires.Add(-5 * time.Second); acquired.Before(expires) {
+	if acquired := bExpires.Add(-2 * time.Second); acquired.Before(expires) {
 		t.Fatalf("lease taken over at about %s, before it expired at %s", acquired, expires)
 	}
 	r.checkFrom(t, a.metaLTXDir(), firstMax)
@@ -284,12 +315,13 @@ func TestLeaseNoWaitExits(t *testing.T) {
 
 func testLeaseNoWait(t *testing.T, r leaseReplica) {
 	dir := t.TempDir()
-	a := newLeaseDB(t, dir, "a", r.url, "{ttl: 5s}")
-	b := newLeaseDB(t, dir, "b", r.url, "{ttl: 5s, wait: false}")
+	a := newLeaseDB(t, dir, "a", r.url, "{ttl: 2s}")
+	b := newLeaseDB(t, dir, "b", r.url, "{ttl: 2s, wait: false}")
 	insertRows(t, a.path, 3)
 	insertRows(t, b.path, 5)
 
 	pa := startDaemon(t, a.cfg)
+	stopA := keepWriting(t, a.path)
 	waitUntil(t, "first process takes the lease and uploads", 20*time.Second, func() bool {
 		owner, _ := r.holder(t)
 		return strings.Contains(owner, a.path) && len(r.levelZero(t)) > 0
@@ -309,13 +341,12 @@ func testLeaseNoWait(t *testing.T, r leaseReplica) {
 		t.Fatalf("second process's error does not name the holder:\n%s", out)
 	}
 	before := len(r.levelZero(t))
-	insertRows(t, a.path, 1)
 	waitUntil(t, "first process keeps uploading", 20*time.Second, func() bool {
-		n := len(r.levelZero(t))
-		return n > before && n == fileCount(a.metaLTXDir())
+		return len(r.levelZero(t)) > before+2
 	}, pa)
-	r.checkFrom(t, a.metaLTXDir(), 1<<62)
+	stopA()
 	pa.stop(t)
+	r.checkFrom(t, a.metaLTXDir(), 1<<62)
 }
 
 // TestLeaseRestartAfterKillResumesAtOnce: a replicator restarted after
