@@ -259,7 +259,6 @@ func testLeaseTakeover(t *testing.T, r leaseReplica) {
 	if owner, _ := r.holder(t); !strings.Contains(owner, a.path) {
 		t.Fatalf("lease holder %q while the first process runs", owner)
 	}
-	firstMax := ltx.TXID(len(r.levelZero(t)))
 
 	// kill -9 the holder: the second takes over only after expiry.
 	if err := pa.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -268,7 +267,7 @@ func testLeaseTakeover(t *testing.T, r leaseReplica) {
 	<-pa.done
 	stopA()
 	_, expires := r.holder(t)
-	firstMax = ltx.TXID(len(r.levelZero(t)))
+	firstMax := ltx.TXID(len(r.levelZero(t))) // all the first process wrote
 	var bExpires time.Time
 	waitUntil(t, "second process takes the expired lease over", 30*time.Second, func() bool {
 		owner, exp := r.holder(t)
