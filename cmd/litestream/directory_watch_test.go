@@ -226,10 +226,9 @@ func TestReplicateDirScale(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 		idle = min(idle, cpuTime()-cpu0)
 	}
+	// Reported, not asserted: speed targets live in the benchmark
+	// (cmd/litestream-bench), not in timed tests.
 	t.Logf("idle: %s CPU per 500ms", idle)
-	if idle > 100*time.Millisecond {
-		t.Fatalf("idle replication of %d databases uses %s CPU per 500ms", n, idle)
-	}
 
 	for i := 0; i < n; i += n / 10 {
 		if got, want := restoreURLDump(t, filepath.Join(replicaDir, filepath.Base(paths[i]))), dumpTable(t, paths[i]); got != want {
