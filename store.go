@@ -185,7 +185,7 @@ func (s *Store) compactAll(ctx context.Context, level int) {
 	for _, r := range s.replicas() {
 		files, err := r.Compact(ctx, level)
 		if err != nil && ctx.Err() == nil {
-			r.logger().Error("compaction failed", "level", level, "error", err)
+			logFailure(r, "compaction failed", "level", level, "error", err)
 			continue
 		}
 		for _, f := range files {
@@ -197,7 +197,7 @@ func (s *Store) compactAll(ctx context.Context, level int) {
 func (s *Store) snapshotAll(ctx context.Context) {
 	for _, r := range s.replicas() {
 		if err := s.SnapshotAndRetain(ctx, r); err != nil && ctx.Err() == nil {
-			r.logger().Error("snapshot failed", "error", err)
+			logFailure(r, "snapshot failed", "error", err)
 		}
 	}
 }
@@ -230,7 +230,7 @@ func (s *Store) EnforceAllRetention(ctx context.Context, r *Replica) error {
 func (s *Store) l0RetentionAll(ctx context.Context) {
 	for _, r := range s.replicas() {
 		if err := r.EnforceL0Retention(ctx, time.Now(), s.L0Retention, s.RetentionEnabled); err != nil && ctx.Err() == nil {
-			r.logger().Error("level-0 retention failed", "error", err)
+			logFailure(r, "level-0 retention failed", "error", err)
 		}
 	}
 }
@@ -267,4 +267,16 @@ func (s *Store) verifyAll(ctx context.Context) {
 			r.logger().Warn("replica verify", "problem", p)
 		}
 	}
+}
+
+// logFailure logs a scheduled run's error; a standby waiting for another
+// process's lease is expected, not an error, so it logs at debug level.
+func logFailure(r *Replica, msg string, args ...any) {
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, ErrLeaseHeld) {
+			r.logger().Debug(msg+" (replica lease held elsewhere)", args...)
+			return
+		}
+	}
+	r.logger().Error(msg, args...)
 }
