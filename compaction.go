@@ -84,12 +84,16 @@ func (r *Replica) openLTX(ctx context.Context, info *ltx.FileInfo) (io.ReadClose
 }
 
 func (r *Replica) inputs(ctx context.Context, infos []*ltx.FileInfo) []ltxfile.Input {
+	return ltxInputs(infos, func(info *ltx.FileInfo) (io.ReadCloser, error) { return r.openLTX(ctx, info) })
+}
+
+// ltxInputs names each file for error messages and opens it with open.
+func ltxInputs(infos []*ltx.FileInfo, open func(*ltx.FileInfo) (io.ReadCloser, error)) []ltxfile.Input {
 	inputs := make([]ltxfile.Input, len(infos))
 	for i, info := range infos {
-		info := info
 		inputs[i] = ltxfile.Input{
 			Name: fmt.Sprintf("level %d file %s", info.Level, ltx.FormatFilename(info.MinTXID, info.MaxTXID)),
-			Open: func() (io.ReadCloser, error) { return r.openLTX(ctx, info) },
+			Open: func() (io.ReadCloser, error) { return open(info) },
 		}
 	}
 	return inputs

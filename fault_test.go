@@ -104,11 +104,11 @@ func TestDiskFullPausesAndResumes(t *testing.T) {
 	fsys.Inject(faultfs.OpCreate, ".app.db-litestream", faultfs.ENOSPC, -1)
 	insertRows(t, h, 20)
 	labels := map[string]string{"db": h.dbPath}
-	waitFor(t, "disk_full gauge", func() bool { return counterOrZeroGauge("litestream_disk_full", labels) == 1 })
+	waitFor(t, "disk_full gauge", func() bool { return counterOrZero("litestream_disk_full", labels) == 1 })
 	fsys.Clear()
 	insertRows(t, h, 1)
 	waitFor(t, "replica to catch up", func() bool {
-		return counterOrZeroGauge("litestream_disk_full", labels) == 0 && h.db.ReplicationLag() == 0 && h.db.Replica.Pos() == h.db.Pos()
+		return counterOrZero("litestream_disk_full", labels) == 0 && h.db.ReplicationLag() == 0 && h.db.Replica.Pos() == h.db.Pos()
 	})
 	h.sync()
 	h.verifyAll()

@@ -13,38 +13,44 @@ import (
 	"github.com/sqlitebackup/litestream"
 )
 
-// metricValue reads one labelled series from the default registry.
-func metricValue(t *testing.T, name string, labels map[string]string) float64 {
-	t.Helper()
-	families, err := prometheus.DefaultGatherer.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+// gather reads one labelled series (gauge or counter) from the default
+// registry; ok is false when it does not exist yet.
+func gather(name string, labels map[string]string) (v float64, ok bool) {
+	families, _ := prometheus.DefaultGatherer.Gather()
 	for _, f := range families {
 		if f.GetName() != name {
 			continue
 		}
 	next:
 		for _, m := range f.GetMetric() {
-			got := map[string]string{}
 			for _, lp := range m.GetLabel() {
-				got[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range labels {
-				if got[k] != v {
+				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
 					continue next
 				}
 			}
-			switch {
-			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue(), true
 			}
+			return m.GetCounter().GetValue(), true
 		}
 	}
-	t.Fatalf("metric %s%v not found", name, labels)
-	return 0
+	return 0, false
+}
+
+// metricValue is gather for a series that must exist.
+func metricValue(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
+	v, ok := gather(name, labels)
+	if !ok {
+		t.Fatalf("metric %s%v not found", name, labels)
+	}
+	return v
+}
+
+// counterOrZero reads a series that may not exist yet.
+func counterOrZero(name string, labels map[string]string) float64 {
+	v, _ := gather(name, labels)
+	return v
 }
 
 // failingClient fails every upload, as a replica server that is down.
@@ -104,44 +110,4 @@ func TestMetricsMove(t *testing.T) {
 	if got := metricValue(t, "litestream_replication_lag_seconds", db); got != 0 {
 		t.Fatalf("lag %v after recovery", got)
 	}
-}
-
-// counterOrZero reads a counter that may not exist yet.
-func counterOrZero(name string, labels map[string]string) float64 {
-	families, _ := prometheus.DefaultGatherer.Gather()
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
-					continue next
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
-}
-
-// counterOrZeroGauge reads a gauge that may not exist yet.
-func counterOrZeroGauge(name string, labels map[string]string) float64 {
-	families, _ := prometheus.DefaultGatherer.Gather()
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
-					continue next
-				}
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
 }

@@ -212,14 +212,7 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 	if err := fsys.MkdirAll(filepath.Dir(outputPath), 0o755); err != nil {
 		return nil, err
 	}
-	inputs := make([]ltxfile.Input, len(plan))
-	for i, info := range plan {
-		info := info
-		inputs[i] = ltxfile.Input{
-			Name: fmt.Sprintf("level %d file %s", info.Level, ltx.FormatFilename(info.MinTXID, info.MaxTXID)),
-			Open: func() (io.ReadCloser, error) { return openResumable(ctx, client, info) },
-		}
-	}
+	inputs := ltxInputs(plan, func(info *ltx.FileInfo) (io.ReadCloser, error) { return openResumable(ctx, client, info) })
 	var res *ltxfile.Result
 	err = WriteFileAtomic(fsys, outputPath, 0o644, func(w io.Writer) error {
 		f := w.(File)

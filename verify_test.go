@@ -67,13 +67,13 @@ func TestPeriodicVerify(t *testing.T) {
 	}
 	defer store.Close(context.Background())
 	labels := map[string]string{"db": h.dbPath}
-	waitFor(t, "a verify run", func() bool { return counterOrZeroGauge("litestream_verify_last_run_timestamp_seconds", labels) > 0 })
-	if got := counterOrZeroGauge("litestream_verify_problems", labels); got != 0 {
+	waitFor(t, "a verify run", func() bool { return counterOrZero("litestream_verify_last_run_timestamp_seconds", labels) > 0 })
+	if got := counterOrZero("litestream_verify_problems", labels); got != 0 {
 		t.Fatalf("%v problems on a healthy replica", got)
 	}
 	p := filepath.Join(h.dir, "replica", "ltx", "0", "0000000000000001-0000000000000001.ltx")
 	b, _ := os.ReadFile(p)
 	b[len(b)/2] ^= 0xff
 	os.WriteFile(p, b, 0o644)
-	waitFor(t, "the corruption to be reported", func() bool { return counterOrZeroGauge("litestream_verify_problems", labels) > 0 })
+	waitFor(t, "the corruption to be reported", func() bool { return counterOrZero("litestream_verify_problems", labels) > 0 })
 }
