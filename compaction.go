@@ -103,12 +103,15 @@ func ltxInputs(infos []*ltx.FileInfo, open func(*ltx.FileInfo) (io.ReadCloser, e
 // streaming: pages flow from the inputs through the merge into the upload.
 func (r *Replica) writeCompacted(ctx context.Context, dst int, infos []*ltx.FileInfo) (*ltx.FileInfo, error) {
 	minTXID, maxTXID := infos[0].MinTXID, infos[len(infos)-1].MaxTXID
+	op := "compaction"
 	if dst == SnapshotLevel {
-		minTXID = 1
+		minTXID, op = 1, "snapshot"
 	}
+	progress := startProgress(r.db.OnProgress, op, totalSize(infos), 0)
+	defer progress.finish()
 	pr, pw := io.Pipe()
 	go func() {
-		_, err := ltxfile.Compact(pw, r.inputs(ctx, infos))
+		_, err := ltxfile.Compact(pw, progress.countInputs(r.inputs(ctx, infos)))
 		pw.CloseWithError(err)
 	}()
 	info, err := r.Client.WriteLTXFile(ctx, dst, minTXID, maxTXID, pr)

@@ -57,6 +57,12 @@ type DB struct {
 	Logger             *slog.Logger
 	FS                 FS
 
+	// OnProgress, if set, receives the progress of writing level-0 files
+	// and full images, uploads and compactions (ProgressEvent), e.g. to
+	// draw a progress bar. It is called from the goroutine doing the work
+	// and must return quickly.
+	OnProgress func(ProgressEvent)
+
 	// Replica receives the level-0 files. Set it with NewReplica.
 	Replica *Replica
 
@@ -727,9 +733,14 @@ func (db *DB) writeLevel0(wal File, hdr walHeader, seg *walSegment, full bool) e
 		}
 		return db.readDBPage(pgno, buf)
 	}
+	op := db.startLevel0Progress(pgnos, full)
+	defer op.finish()
 	path := db.LTXPath(txid, txid)
 	err := WriteFileAtomic(db.FS, path, db.fileMode(), func(w io.Writer) error {
-		_, err := ltxfile.Encode(w, h, pgnos, readPage)
+		_, err := ltxfile.Encode(w, h, pgnos, func(pgno uint32, buf []byte) error {
+			op.addPages(1, int64(len(buf)))
+			return readPage(pgno, buf)
+		})
 		return err
 	})
 	var published *PublishedError
@@ -752,6 +763,20 @@ func (db *DB) writeLevel0(wal File, hdr walHeader, seg *walSegment, full bool) e
 	close(db.changed)
 	db.changed = make(chan struct{})
 	return nil
+}
+
+// startLevel0Progress starts reporting a level-0 file of pgnos (sorted),
+// which never holds the lock page.
+func (db *DB) startLevel0Progress(pgnos []uint32, full bool) *progressOp {
+	n := int64(len(pgnos))
+	if _, ok := slices.BinarySearch(pgnos, ltx.LockPgno(db.pageSize)); ok {
+		n--
+	}
+	op := "level-0"
+	if full {
+		op = "full image"
+	}
+	return startProgress(db.OnProgress, op, n*int64(db.pageSize), n)
 }
 
 // fileMode is the database file's permission bits: level-0 files hold the

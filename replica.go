@@ -169,6 +169,8 @@ func (r *Replica) upload(ctx context.Context) (gapAt ltx.TXID, err error) {
 	if err != nil {
 		return 0, err
 	}
+	progress := r.startUploadProgress(infos, pos)
+	defer progress.finish()
 	for _, info := range infos {
 		if info.MaxTXID <= pos {
 			continue
@@ -176,7 +178,7 @@ func (r *Replica) upload(ctx context.Context) (gapAt ltx.TXID, err error) {
 		if info.MinTXID != pos+1 {
 			return pos + 1, nil
 		}
-		if err := r.uploadFile(ctx, info); err != nil {
+		if err := r.uploadFile(ctx, info, progress); err != nil {
 			r.mu.Lock()
 			r.posKnown = false // re-read the replica before trusting pos again
 			r.mu.Unlock()
@@ -194,13 +196,28 @@ func (r *Replica) upload(ctx context.Context) (gapAt ltx.TXID, err error) {
 	return 0, nil
 }
 
-func (r *Replica) uploadFile(ctx context.Context, info *ltx.FileInfo) error {
+// startUploadProgress reports the upload of the files after pos; nil if
+// there are none.
+func (r *Replica) startUploadProgress(infos []*ltx.FileInfo, pos ltx.TXID) *progressOp {
+	var size int64
+	for _, info := range infos {
+		if info.MaxTXID > pos {
+			size += info.Size
+		}
+	}
+	if size == 0 {
+		return nil
+	}
+	return startProgress(r.db.OnProgress, "upload", size, 0)
+}
+
+func (r *Replica) uploadFile(ctx context.Context, info *ltx.FileInfo, progress *progressOp) error {
 	f, err := r.db.openLocalLTX(info.MinTXID, info.MaxTXID)
 	if err != nil {
 		return &FileError{Op: "upload", Level: 0, MinTXID: info.MinTXID, MaxTXID: info.MaxTXID, Err: err}
 	}
 	defer f.Close()
-	if _, err := r.Client.WriteLTXFile(ctx, 0, info.MinTXID, info.MaxTXID, f); err != nil {
+	if _, err := r.Client.WriteLTXFile(ctx, 0, info.MinTXID, info.MaxTXID, progress.reader(f)); err != nil {
 		return &FileError{Op: "upload", Level: 0, MinTXID: info.MinTXID, MaxTXID: info.MaxTXID, Err: err}
 	}
 	return nil
@@ -215,8 +232,14 @@ func (r *Replica) uploadSnapshot(ctx context.Context, txid ltx.TXID) error {
 		return fmt.Errorf("open full image: %w", err)
 	}
 	defer f.Close()
+	var size int64
+	if fi, err := f.Stat(); err == nil {
+		size = fi.Size()
+	}
+	progress := startProgress(r.db.OnProgress, "snapshot upload", size, 0)
+	defer progress.finish()
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(ltxfile.Rebase(pw, f, 1)) }()
+	go func() { pw.CloseWithError(ltxfile.Rebase(pw, progress.reader(f), 1)) }()
 	_, err = r.Client.WriteLTXFile(ctx, SnapshotLevel, 1, txid, pr)
 	pr.CloseWithError(err)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"math"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/superfly/ltx"
@@ -144,6 +145,11 @@ type RestoreOptions struct {
 	// Progress, if set, is called every few hundred pages with the pages
 	// written and the database size in pages, and once at the end.
 	Progress func(written int64, total uint32)
+
+	// OnProgress, if set, receives op "restore" events: bytes read from
+	// the replica out of the plan's total size, and pages written out of
+	// the database size.
+	OnProgress func(ProgressEvent)
 }
 
 // RestoreResult describes what Restore produced.
@@ -195,7 +201,7 @@ func restore(ctx context.Context, client ReplicaClient, opt RestoreOptions) (*Re
 		if err != nil {
 			return nil, fmt.Errorf("restore: %w", err)
 		}
-		if res, err = restorePlan(ctx, client, plan, opt.OutputPath, fsys, opt.Progress); err != nil {
+		if res, err = restorePlan(ctx, client, plan, opt, fsys); err != nil {
 			return nil, fmt.Errorf("restore: %w", err)
 		}
 	}
@@ -208,15 +214,24 @@ func restore(ctx context.Context, client ReplicaClient, opt RestoreOptions) (*Re
 	return res, nil
 }
 
-func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo, outputPath string, fsys FS, progress ltxfile.Progress) (_ *RestoreResult, err error) {
+func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo, opt RestoreOptions, fsys FS) (_ *RestoreResult, err error) {
+	outputPath := opt.OutputPath
 	if err := fsys.MkdirAll(filepath.Dir(outputPath), 0o755); err != nil {
 		return nil, err
 	}
-	inputs := ltxInputs(plan, func(info *ltx.FileInfo) (io.ReadCloser, error) { return openResumable(ctx, client, info) })
+	op := startProgress(opt.OnProgress, "restore", totalSize(plan), 0)
+	defer op.finish()
+	inputs := op.countInputs(ltxInputs(plan, func(info *ltx.FileInfo) (io.ReadCloser, error) { return openResumable(ctx, client, info) }))
+	pages := func(written int64, total uint32) {
+		if opt.Progress != nil {
+			opt.Progress(written, total)
+		}
+		op.setPages(written, int64(total))
+	}
 	var res *ltxfile.Result
 	err = WriteFileAtomic(fsys, outputPath, 0o644, func(w io.Writer) error {
 		f := w.(File)
-		if res, err = ltxfile.ApplyWithProgress(f, inputs, progress); err != nil {
+		if res, err = ltxfile.ApplyWithProgress(f, inputs, pages); err != nil {
 			return err
 		}
 		return f.Truncate(int64(res.Commit) * int64(res.PageSize))
@@ -254,4 +269,161 @@ func IntegrityCheck(ctx context.Context, path, mode string) error {
 		return fmt.Errorf("integrity check failed: %s", result)
 	}
 	return nil
+}
+
+// ProgressEvent tells how far a long operation has got: writing a level-0
+// file ("level-0", or "full image"), uploading level-0 files ("upload"),
+// uploading a full image as a snapshot ("snapshot upload"), compacting
+// ("snapshot", "compaction") or restoring ("restore"). Counts are totals
+// so far; a total is zero when unknown. Bytes are what the operation
+// reads: database pages for a level-0 file, LTX files otherwise. The last
+// event of an operation has Finished set, also when it failed.
+type ProgressEvent struct {
+	Op                string
+	Bytes, TotalBytes int64
+	Pages, TotalPages int64
+	Finished          bool
+}
+
+// An operation sends an event after every progressBytes bytes or
+// progressPages pages, so events stay cheap.
+const (
+	progressBytes = 1 << 20
+	progressPages = 256
+)
+
+// progressOp reports one operation to a hook. A nil *progressOp (no hook)
+// does nothing, so callers need no checks.
+type progressOp struct {
+	fn       func(ProgressEvent)
+	mu       sync.Mutex
+	ev       ProgressEvent
+	reported ProgressEvent // as of the last event
+}
+
+// startProgress sends op's first event; it returns nil when fn is nil.
+func startProgress(fn func(ProgressEvent), op string, totalBytes, totalPages int64) *progressOp {
+	if fn == nil {
+		return nil
+	}
+	p := &progressOp{fn: fn, ev: ProgressEvent{Op: op, TotalBytes: totalBytes, TotalPages: totalPages}}
+	fn(p.ev)
+	return p
+}
+
+// emit sends an event if the operation moved on enough; p.mu held.
+func (p *progressOp) emit() {
+	if p.ev.Finished {
+		return // a reader still draining after the operation ended
+	}
+	if p.ev.Bytes-p.reported.Bytes >= progressBytes || p.ev.Pages-p.reported.Pages >= progressPages {
+		p.reported = p.ev
+		p.fn(p.ev)
+	}
+}
+
+func (p *progressOp) addBytes(n int64) {
+	if p == nil || n <= 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ev.Bytes += n
+	p.emit()
+}
+
+// addPages counts n pages read, holding size bytes.
+func (p *progressOp) addPages(n, size int64) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ev.Pages += n
+	p.ev.Bytes += size
+	p.emit()
+}
+
+func (p *progressOp) setPages(done, total int64) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ev.Pages, p.ev.TotalPages = done, total
+	p.emit()
+}
+
+// finish sends the last event; later calls do nothing.
+func (p *progressOp) finish() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.ev.Finished {
+		p.ev.Finished = true
+		p.fn(p.ev)
+	}
+}
+
+// reader counts what r reads as progress.
+func (p *progressOp) reader(r io.Reader) io.Reader {
+	if p == nil {
+		return r
+	}
+	return &countingReader{r: r, add: p.addBytes}
+}
+
+// countInputs counts the bytes read from inputs. A file read more than
+// once (its header first, then in full) counts up to the furthest offset
+// any of its readers reached, so the sum ends at the files' total size.
+func (p *progressOp) countInputs(inputs []ltxfile.Input) []ltxfile.Input {
+	if p == nil {
+		return inputs
+	}
+	for i := range inputs {
+		open, furthest := inputs[i].Open, new(int64)
+		inputs[i].Open = func() (io.ReadCloser, error) {
+			rc, err := open()
+			if err != nil {
+				return nil, err
+			}
+			var n int64
+			return readCloser{&countingReader{r: rc, add: func(k int64) {
+				n += k
+				p.mu.Lock()
+				ahead := n - *furthest
+				*furthest = max(*furthest, n)
+				p.mu.Unlock()
+				p.addBytes(ahead)
+			}}, rc}, nil
+		}
+	}
+	return inputs
+}
+
+type countingReader struct {
+	r   io.Reader
+	add func(int64)
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.add(int64(n))
+	return n, err
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// totalSize is the sum of the files' sizes.
+func totalSize(infos []*ltx.FileInfo) int64 {
+	var n int64
+	for _, info := range infos {
+		n += info.Size
+	}
+	return n
 }
