@@ -47,6 +47,10 @@ const (
 // Config describes one S3 replica. The zero value of each optional field
 // selects the default; pointers distinguish "unset" from false.
 type Config struct {
+	// Backend names the store in errors and is what Type returns:
+	// "s3" when empty. Set by backends built on this one (oss).
+	Backend string
+
 	Bucket string // bucket name or access-point ARN
 	Path   string // key prefix, without leading or trailing slash
 

@@ -194,8 +194,13 @@ func (c *ReplicaClient) lookupRegion(ctx context.Context) (string, error) {
 	return "", err
 }
 
-// Type returns "s3".
-func (c *ReplicaClient) Type() string { return ReplicaClientType }
+// Type returns "s3", or the Backend of the config it was built with.
+func (c *ReplicaClient) Type() string {
+	if c.cfg.Backend != "" {
+		return c.cfg.Backend
+	}
+	return ReplicaClientType
+}
 
 // Bucket returns the bucket name (or access-point ARN).
 func (c *ReplicaClient) Bucket() string { return c.cfg.Bucket }
@@ -227,14 +232,14 @@ func (c *ReplicaClient) key(level int, minTXID, maxTXID ltx.TXID) string {
 // SDK error it wraps carries the server's status, code and message.
 func (c *ReplicaClient) opError(op, key string, err error) error {
 	if key == "" {
-		return fmt.Errorf("s3: %s bucket %q: %w", op, c.cfg.Bucket, err)
+		return fmt.Errorf("%s: %s bucket %q: %w", c.Type(), op, c.cfg.Bucket, err)
 	}
-	return fmt.Errorf("s3: %s bucket %q key %q: %w", op, c.cfg.Bucket, key, err)
+	return fmt.Errorf("%s: %s bucket %q key %q: %w", c.Type(), op, c.cfg.Bucket, key, err)
 }
 
 // listError is opError for a listing, which has a prefix, not a key.
 func (c *ReplicaClient) listError(prefix string, err error) error {
-	return fmt.Errorf("s3: ListObjectsV2 bucket %q prefix %q: %w", c.cfg.Bucket, prefix, err)
+	return fmt.Errorf("%s: ListObjectsV2 bucket %q prefix %q: %w", c.Type(), c.cfg.Bucket, prefix, err)
 }
 
 // OpenLTXFile reads a file from offset; size 0 reads to the end. A
