@@ -100,10 +100,29 @@ var (
 	restoreCounter = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "litestream_restore_count", Help: "Restores, by result (ok or error).",
 	}, []string{"result"})
+	leaseOpCounter = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "litestream_lease_operation_total",
+		Help: "Single-writer lease requests, by operation (acquire, renew, release) and result (ok, held: another process holds it, error).",
+	}, []string{"db", "op", "result"})
 )
 
-// lagCollector reports, at scrape time, each database's replication lag:
-// the age of the oldest local change not yet in the replica.
+// observeLease counts one lease request. A refusal because another
+// process holds the lease is "held", not an error: it is the lease doing
+// its job.
+func observeLease(db, op string, err error) {
+	result := "ok"
+	switch {
+	case errors.Is(err, ErrLeaseHeld):
+		result = "held"
+	case err != nil:
+		result = "error"
+	}
+	leaseOpCounter.WithLabelValues(db, op, result).Inc()
+}
+
+// lagCollector reports, at scrape time, each database's replication lag
+// (the age of the oldest local change not yet in the replica) and, for
+// replicas that take the single-writer lease, whether it is held now.
 type lagCollector struct {
 	mu  sync.Mutex
 	dbs map[*DB]struct{}
@@ -112,6 +131,9 @@ type lagCollector struct {
 var lagDesc = prometheus.NewDesc("litestream_replication_lag_seconds",
 	"Age of the oldest local change not yet in the replica; 0 when caught up.", []string{"db"}, nil)
 
+var leaseHeldDesc = prometheus.NewDesc("litestream_lease_held",
+	"1 while the replica's single-writer lease is held by this process, 0 otherwise; absent for backends without a lease.", []string{"db"}, nil)
+
 var lags = &lagCollector{dbs: map[*DB]struct{}{}}
 
 func init() { prometheus.MustRegister(lags) }
@@ -119,7 +141,7 @@ func init() { prometheus.MustRegister(lags) }
 func (c *lagCollector) add(db *DB)    { c.mu.Lock(); c.dbs[db] = struct{}{}; c.mu.Unlock() }
 func (c *lagCollector) remove(db *DB) { c.mu.Lock(); delete(c.dbs, db); c.mu.Unlock() }
 
-func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- lagDesc }
+func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- lagDesc; ch <- leaseHeldDesc }
 
 func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
@@ -130,6 +152,11 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Unlock()
 	for _, db := range dbs {
 		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, db.ReplicationLag().Seconds(), db.Path())
+		if r := db.Replica; r != nil {
+			if _, ok := asLeaser(r.Client); ok {
+				ch <- prometheus.MustNewConstMetric(leaseHeldDesc, prometheus.GaugeValue, boolFloat(r.HoldsLease()), db.Path())
+			}
+		}
 	}
 }
 

@@ -185,6 +185,7 @@ func (r *Replica) acquireLeaseLocked(ctx context.Context, l Leaser, ttl time.Dur
 	}
 	start := time.Now()
 	lease, err := l.AcquireLease(ctx, k.ownerLocked(r.db), ttl)
+	observeLease(r.db.path, "acquire", err)
 	if err != nil {
 		var held *LeaseHeldError
 		if errors.As(err, &held) {
@@ -246,6 +247,7 @@ func (r *Replica) renewLease(ctx context.Context, l Leaser, ttl time.Duration) {
 		rctx, cancel := context.WithDeadline(ctx, deadline.Add(-leaseMargin(ttl)))
 		next, err := l.RenewLease(rctx, lease, ttl)
 		cancel()
+		observeLease(r.db.path, "renew", err)
 
 		k.mu.Lock()
 		if ctx.Err() != nil || k.held != lease {
@@ -342,7 +344,9 @@ func (r *Replica) releaseLease(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := l.ReleaseLease(ctx, lease); err != nil {
+	err := l.ReleaseLease(ctx, lease)
+	observeLease(r.db.path, "release", err)
+	if err != nil {
 		r.logger().Warn("replica lease not released; it expires on its own", "error", err, "expires", lease.Expires.UTC().Format(time.RFC3339Nano))
 		return
 	}
