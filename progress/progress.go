@@ -1,7 +1,10 @@
-// Package progress draws a one-line progress bar (bytes and pages done,
-// rate, ETA) for long operations such as restores, on a terminal only:
-// when the output is not a terminal, or the command prints JSON, nothing
-// is drawn, so logs and pipes stay clean.
+// Package progress draws one-line progress bars (bytes and pages done,
+// percentage, rate, ETA; the elapsed time once finished) for long
+// operations such as restores and the full images, uploads and snapshots
+// of `replicate -once`, on a terminal only: when the output is not a
+// terminal, or the command prints JSON, nothing is drawn, so logs and
+// pipes stay clean. Bar draws one operation; Lines draws a sequence of
+// them, one line each, and lets log lines through without tearing a bar.
 package progress
 
 import (
@@ -66,19 +69,6 @@ func (nop) Update(int64, int64) {}
 func (nop) SetTotals(Totals)    {}
 func (nop) Done()               {}
 
-// PageHook adapts r to a hook that reports pages written and the final
-// size in pages, such as litestream.RestoreOptions.Progress.
-func PageHook(r Reporter) func(written int64, total uint32) {
-	var last uint32
-	return func(written int64, total uint32) {
-		if total != last {
-			last = total
-			r.SetTotals(Totals{Pages: int64(total)})
-		}
-		r.Update(0, written)
-	}
-}
-
 // redrawEvery limits how often the bar is redrawn.
 const redrawEvery = 100 * time.Millisecond
 
@@ -95,6 +85,7 @@ type Bar struct {
 	lastDraw time.Time
 	bytes    int64
 	pages    int64
+	hasPages bool // pages were reported: show them even while zero
 	done     bool
 }
 
@@ -116,6 +107,7 @@ func (b *Bar) Update(bytes, pages int64) {
 		b.start = now
 	}
 	b.bytes, b.pages = bytes, pages
+	b.hasPages = b.hasPages || pages > 0
 	if now.Sub(b.lastDraw) >= redrawEvery {
 		b.draw(now)
 	}
@@ -126,6 +118,17 @@ func (b *Bar) SetTotals(t Totals) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.totals = t
+	b.hasPages = b.hasPages || t.Pages > 0
+}
+
+// redraw draws the current state at once, e.g. after a log line
+// overwrote the bar.
+func (b *Bar) redraw() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.done && !b.start.IsZero() {
+		b.draw(b.now())
+	}
 }
 
 // Done draws the final state and moves to the next line.
@@ -173,16 +176,20 @@ func (b *Bar) line(now time.Time) string {
 	} else if b.bytes > 0 {
 		fields = append(fields, Bytes(b.bytes))
 	}
+	// Operations that count bytes only (uploads) show no page count.
 	if b.totals.Pages > 0 {
 		fields = append(fields, fmt.Sprintf("%d/%d pages", b.pages, b.totals.Pages))
-	} else {
+	} else if b.hasPages || byPages {
 		fields = append(fields, fmt.Sprintf("%d pages", b.pages))
 	}
 	var rate float64 // of done, per second
 	if elapsed > 0 {
 		rate = float64(done) / elapsed
 	}
-	if frac >= 0 && rate > 0 && !b.done {
+	switch {
+	case b.done:
+		fields = append(fields, "in "+Duration(now.Sub(b.start)))
+	case frac >= 0 && rate > 0:
 		fields = append(fields, "ETA "+Duration(time.Duration(float64(total-done)/rate*float64(time.Second))))
 	}
 	if byPages {

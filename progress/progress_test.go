@@ -202,25 +202,3 @@ func TestProgressOnPseudoTerminal(t *testing.T) {
 		}
 	}
 }
-
-// TestProgressPageHook drives the bar through the restore hook, which
-// reports pages only and learns the total once the restore has started.
-func TestProgressPageHook(t *testing.T) {
-	var buf bytes.Buffer
-	b, clock := newTestBar(&buf, Totals{}, 100)
-	hook := PageHook(b)
-	hook(0, 4000)
-	clock.advance(2 * time.Second)
-	hook(1000, 4000) // 500 pages/s, 3000 left: 6 s
-	line := lastLine(buf.String())
-	for _, want := range []string{"restore [", " 25%", "1000/4000 pages", "500 pages/s", "ETA 0:06"} {
-		if !strings.Contains(line, want) {
-			t.Fatalf("line %q lacks %q", line, want)
-		}
-	}
-	if strings.Contains(line, " B") {
-		t.Fatalf("line %q shows bytes though none were reported", line)
-	}
-	var nop Reporter = ForFile(nil, "x", Totals{}, false)
-	PageHook(nop)(1, 2) // a silent reporter accepts the hook too
-}

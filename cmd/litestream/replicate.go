@@ -18,6 +18,7 @@ import (
 	"github.com/sqlitebackup/litestream"
 	"github.com/sqlitebackup/litestream/config"
 	"github.com/sqlitebackup/litestream/file"
+	"github.com/sqlitebackup/litestream/progress"
 )
 
 // ReplicateCommand runs the replication daemon.
@@ -28,7 +29,8 @@ type ReplicateCommand struct {
 	dbcs           []*config.DBConfig // one per database, `dir:` entries expanded
 	dbs            []*litestream.DB
 	store          *litestream.Store
-	watcher        *dirWatcher // nil unless a `dir:` entry has watch: true
+	watcher        *dirWatcher     // nil unless a `dir:` entry has watch: true
+	bars           *progress.Lines // -once progress on a terminal; nil otherwise
 }
 
 // Run executes the command.
@@ -77,7 +79,11 @@ func (c *ReplicateCommand) Run(ctx context.Context, args []string) error {
 	if *execCmd == "" {
 		*execCmd = c.cfg.Exec
 	}
-	if c.logger, err = newLogger(c.cfg.Logging, *logLevel, c.stdout, c.stderr); err != nil {
+	logStdout, logStderr := c.stdout, c.stderr
+	if *once {
+		c.bars, logStdout, logStderr = c.onceProgress()
+	}
+	if c.logger, err = newLogger(c.cfg.Logging, *logLevel, logStdout, logStderr); err != nil {
 		return err
 	}
 	c.logger.Info("litestream", "version", versionString())
@@ -275,8 +281,10 @@ func (c *ReplicateCommand) shutdownTimeout() time.Duration {
 // runOnce syncs every database and its replica once, optionally writing
 // a snapshot and applying retention, with no background work.
 func (c *ReplicateCommand) runOnce(ctx context.Context, forceSnapshot, enforceRetention bool) error {
+	defer c.bars.Close()
 	var errs []error
 	for _, db := range c.dbs {
+		db.OnProgress = progressHook(c.bars, filepath.Base(db.Path())+" ")
 		if err := c.syncOnce(ctx, db, forceSnapshot, enforceRetention); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", db.Path(), err))
 		}
@@ -307,6 +315,26 @@ func (c *ReplicateCommand) syncOnce(ctx context.Context, db *litestream.DB, forc
 		return c.store.EnforceAllRetention(ctx, db.Replica)
 	}
 	return nil
+}
+
+// onceProgress returns the progress bars of -once, drawn on the terminal
+// the log goes to (none when it is not a terminal or the log is JSON), and
+// the writers for the logger: log lines pass through the bars so they
+// never tear a bar's line. Pretty logs keep writing straight to the
+// terminal, as their colours need it (a log line may then share a line
+// with a bar).
+func (c *ReplicateCommand) onceProgress() (bars *progress.Lines, stdout, stderr io.Writer) {
+	stdout, stderr = c.stdout, c.stderr
+	logOut := &stdout
+	if c.cfg.Logging.Stderr {
+		logOut = &stderr
+	}
+	f, _ := (*logOut).(*os.File)
+	logType := strings.ToLower(c.cfg.Logging.Type)
+	if bars = progress.LinesForFile(f, logType == "json"); bars != nil && logType != "pretty" {
+		*logOut = bars
+	}
+	return bars, stdout, stderr
 }
 
 // runDaemon replicates until a signal arrives or the -exec child exits,

@@ -173,11 +173,11 @@ func (c *RestoreCommand) restore(ctx context.Context, client litestream.ReplicaC
 	}
 	start := time.Now()
 	stderrFile, _ := c.stderr.(*os.File)
-	bar := progress.ForFile(stderrFile, "restore", progress.Totals{}, f.jsonOut)
+	bars := progress.LinesForFile(stderrFile, f.jsonOut) // nil unless stderr is a terminal
 	res, err := litestream.Restore(ctx, client, litestream.RestoreOptions{
-		OutputPath: out, Target: target, IntegrityCheck: f.integrity, Progress: progress.PageHook(bar),
+		OutputPath: out, Target: target, IntegrityCheck: f.integrity, OnProgress: progressHook(bars, ""),
 	})
-	bar.Done()
+	bars.Close()
 	if f.ifReplicaExists && errors.Is(err, litestream.ErrNoBackup) {
 		fmt.Fprintln(c.stderr, "no matching backups found")
 		return nil
@@ -213,6 +213,18 @@ func (c *RestoreCommand) printPlan(client litestream.ReplicaClient, out string, 
 			info.MinTXID, info.MaxTXID, info.Size, info.CreatedAt.UTC().Format(time.RFC3339))
 	}
 	return w.Flush()
+}
+
+// progressHook draws the engine's progress events on bars, labelled
+// prefix + operation; nil (no counting at all) when bars is nil.
+func progressHook(bars *progress.Lines, prefix string) func(litestream.ProgressEvent) {
+	if bars == nil {
+		return nil
+	}
+	return func(e litestream.ProgressEvent) {
+		bars.Report(progress.Event{Label: prefix + e.Op, Bytes: e.Bytes, TotalBytes: e.TotalBytes,
+			Pages: e.Pages, TotalPages: e.TotalPages, Finished: e.Finished})
+	}
 }
 
 func writeJSON(w io.Writer, v any) error {
