@@ -36,8 +36,12 @@ type Replica struct {
 	LeaseWait bool
 	lease     leaseKeeper
 
-	syncMu    sync.Mutex // serialises upload passes
-	recoverMu sync.Mutex // serialises full-image recovery; taken before db.mu
+	// passMu serialises upload passes and recoverMu full-image recovery
+	// (taken before db.mu). Both give up when the waiter's ctx ends: the
+	// upload loop's pass runs without a deadline, and a SyncAndWait bounded
+	// by its caller must not wait for a request that never gets an answer.
+	passMu    ctxMutex
+	recoverMu ctxMutex
 	compactMu sync.Mutex // serialises compaction, snapshots and retention
 
 	mu           sync.Mutex // guards the fields below
@@ -66,6 +70,8 @@ func NewReplica(db *DB, client ReplicaClient) *Replica {
 		Logger:       db.Logger,
 		advanced:     make(chan struct{}),
 		kick:         make(chan struct{}, 1),
+		passMu:       newCtxMutex(),
+		recoverMu:    newCtxMutex(),
 	}
 	db.Replica = r
 	return r
@@ -129,8 +135,10 @@ func (r *Replica) Sync(ctx context.Context) error {
 	// rolled-back replica): restart it from a full image, uploaded as a
 	// snapshot so restores can start from it. recoverMu makes concurrent
 	// passes recover once; it is taken before db.mu.
-	r.recoverMu.Lock()
-	defer r.recoverMu.Unlock()
+	if err := r.recoverMu.lock(ctx, "full-image recovery"); err != nil {
+		return err
+	}
+	defer r.recoverMu.unlock()
 	if gapAt, err = r.upload(ctx); err != nil || gapAt == 0 {
 		return err // another pass recovered while we waited
 	}
@@ -153,8 +161,10 @@ func (r *Replica) Sync(ctx context.Context) error {
 // upload runs one pass. It returns a non-zero TXID if the next file the
 // replica needs is missing locally.
 func (r *Replica) upload(ctx context.Context) (gapAt ltx.TXID, err error) {
-	r.syncMu.Lock()
-	defer r.syncMu.Unlock()
+	if err := r.passMu.lock(ctx, "upload pass"); err != nil {
+		return 0, err
+	}
+	defer r.passMu.unlock()
 
 	r.mu.Lock()
 	known, pos := r.posKnown, r.pos
@@ -272,6 +282,27 @@ func (r *Replica) WaitFor(ctx context.Context, txid ltx.TXID) error {
 		}
 	}
 }
+
+// ctxMutex is a mutex whose waiters give up when their context ends.
+type ctxMutex chan struct{}
+
+func newCtxMutex() ctxMutex { return make(ctxMutex, 1) }
+
+// lock takes m, or returns an error wrapping ctx.Err() once ctx ends; what
+// names the holder's work for the message.
+func (m ctxMutex) lock(ctx context.Context, what string) error {
+	select {
+	case m <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		if cause := context.Cause(ctx); cause != ctx.Err() {
+			return fmt.Errorf("wait for the %s in progress: %w (%w)", what, ctx.Err(), cause)
+		}
+		return fmt.Errorf("wait for the %s in progress: %w", what, ctx.Err())
+	}
+}
+
+func (m ctxMutex) unlock() { <-m }
 
 // start launches the upload loop.
 func (r *Replica) start(ctx context.Context) {
