@@ -119,6 +119,39 @@ func (c *connection) keepAlive(interval time.Duration) {
 	}
 }
 
+// abortGrace is how long a call whose ctx has ended may take to return by
+// itself (ctx-aware requests, a finishing upload) before its connection
+// is closed under it.
+const abortGrace = 250 * time.Millisecond
+
+// closeWhenDone closes the connection if ctx ends and stop has not been
+// called within abortGrace after. pkg/sftp's requests take no context: on
+// a connection that hangs they would wait for the keepalive to give up
+// (a minute by default). Closing fails every request in flight at once,
+// also other calls sharing the connection; the next call redials. stop
+// may be called more than once.
+func (c *connection) closeWhenDone(ctx context.Context) (stop func()) {
+	finished := make(chan struct{})
+	unregister := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(abortGrace)
+		defer t.Stop()
+		select {
+		case <-finished:
+		case <-t.C:
+			// Closing the SSH connection first never blocks on the
+			// hung peer; the session ends and onLost drops it.
+			_ = c.ssh.Close()
+		}
+	})
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(finished)
+			unregister()
+		})
+	}
+}
+
 // close ends the session and the SSH connection.
 func (c *connection) close() {
 	c.closeOnce.Do(func() {

@@ -6,6 +6,7 @@
 package sftp
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -175,13 +176,22 @@ func (c *ReplicaClient) forget(conn *connection) {
 // connection was lost, the connection is dropped so the next call
 // redials; an idempotent op is run once more on a fresh connection right
 // away, so a connection that died while idle costs no failed call.
+//
+// When ctx ends while op waits on a connection that hangs, the connection
+// is closed under it (closeWhenDone), so op returns soon after ctx ends
+// with an error wrapping ctx.Err().
 func (c *ReplicaClient) withConn(ctx context.Context, idempotent bool, op func(*connection) error) error {
 	for attempt := 0; ; attempt++ {
 		conn, err := c.session(ctx)
 		if err != nil {
 			return err
 		}
+		stop := conn.closeWhenDone(ctx)
 		err = op(conn)
+		stop()
+		if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w: %w", err, ctx.Err())
+		}
 		if err == nil || !isConnLost(err) {
 			return err
 		}
@@ -275,8 +285,10 @@ func (c *ReplicaClient) readHeader(ctx context.Context, conn *connection, info *
 func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	p := c.filePath(level, minTXID, maxTXID)
 	var f *sftp.File
-	err := c.withConn(ctx, true, func(conn *connection) (err error) {
-		f, err = conn.sftp.Open(p)
+	var conn *connection
+	err := c.withConn(ctx, true, func(cn *connection) (err error) {
+		conn = cn
+		f, err = cn.sftp.Open(p)
 		return err
 	})
 	if err != nil {
@@ -288,13 +300,7 @@ func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, max
 			return nil, c.errorf("seek %s to %d: %w", p, offset, err)
 		}
 	}
-	if size > 0 {
-		return struct {
-			io.Reader
-			io.Closer
-		}{io.LimitReader(f, size), f}, nil
-	}
-	return f, nil
+	return newFileReader(ctx, conn, f, size), nil
 }
 
 // WriteLTXFile uploads to <name>.<random>.tmp, sets its mtime to the
@@ -439,6 +445,42 @@ func (c *ReplicaClient) removeTree(ctx context.Context, conn *connection, dir st
 		return c.errorf("delete directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// readBufferSize is the read-ahead of an opened file. The LTX decoder
+// reads a few KiB at a time, and each Read of an *sftp.File is a round
+// trip; a large buffer is filled by concurrent requests of the
+// library's packet size, so a file costs a round trip per 256 KiB.
+const readBufferSize = 256 << 10
+
+// fileReader reads an opened replica file through a read-ahead buffer.
+// Like the other calls it honours ctx: if ctx ends while the file is
+// open and a request hangs, the connection is closed under it.
+type fileReader struct {
+	r    *bufio.Reader
+	f    *sftp.File
+	stop func()
+}
+
+// newFileReader reads f from its current offset; size 0 reads to the end,
+// else at most size bytes, and never requests bytes beyond them.
+func newFileReader(ctx context.Context, conn *connection, f *sftp.File, size int64) *fileReader {
+	var r io.Reader = f
+	bufSize := readBufferSize
+	if size > 0 {
+		r = io.LimitReader(f, size)
+		bufSize = int(min(size, readBufferSize))
+	}
+	return &fileReader{r: bufio.NewReaderSize(r, bufSize), f: f, stop: conn.closeWhenDone(ctx)}
+}
+
+func (r *fileReader) Read(p []byte) (int, error) { return r.r.Read(p) }
+
+// Close closes the file; a Close that hangs is bounded by ctx too.
+func (r *fileReader) Close() error {
+	err := r.f.Close()
+	r.stop()
+	return err
 }
 
 // randomSuffix makes temp names unique across processes and hosts.
