@@ -276,11 +276,11 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 
 	tmp := final + "." + randomSuffix() + litestream.TempSuffix
 	if err := c.upload(cl, tmp, spool, n); err != nil {
-		c.removeQuietly(tmp)
+		c.removeQuietly(ctx, tmp)
 		return nil, cl.fail("upload", tmp, err)
 	}
 	if err := cl.Rename(tmp, final, true); err != nil {
-		c.removeQuietly(tmp)
+		c.removeQuietly(ctx, tmp)
 		return nil, cl.fail("move into place", final, err)
 	}
 	createdAt := time.UnixMilli(hdr.Timestamp).UTC()
@@ -309,12 +309,25 @@ func (c *ReplicaClient) upload(cl *call, p string, f *os.File, n int64) error {
 	return err
 }
 
-// removeQuietly deletes a temp file after a failed write, even when the
-// write's ctx was cancelled; listings ignore temp files if this fails too.
-func (c *ReplicaClient) removeQuietly(p string) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
-	defer cancel()
-	_ = c.begin(ctx).Remove(p)
+// cleanupTimeout bounds the deletion of a temp file after a failed write.
+const cleanupTimeout = 5 * time.Second
+
+// removeQuietly deletes a temp file after a failed write; listings ignore
+// temp files if this fails too. While ctx is live the caller waits for it
+// (at most cleanupTimeout). Once ctx has ended the caller must not wait on
+// a server that may be hanging, so the deletion runs in the background,
+// still bounded by cleanupTimeout.
+func (c *ReplicaClient) removeQuietly(ctx context.Context, p string) {
+	remove := func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+		defer cancel()
+		_ = c.begin(ctx).Remove(p)
+	}
+	if ctx.Err() != nil {
+		go remove(context.WithoutCancel(ctx))
+		return
+	}
+	remove(ctx)
 }
 
 // spoolToTemp copies r into a new local temp file and rewinds it.
