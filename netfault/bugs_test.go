@@ -2,7 +2,7 @@ package netfault_test
 
 import (
 	"context"
-	"os"
+	"errors"
 	"testing"
 	"time"
 
@@ -12,42 +12,16 @@ import (
 	"github.com/sqlitebackup/litestream/config"
 )
 
-// Defects the network-fault suite found in code this package does not
-// own. Each has a test that fails while the defect is there; it is
-// skipped (NETFAULT_RUN_BUGS=1 runs it) until the owner fixes the code.
-const (
-	bugSyncAndWaitWaitsForLoop = "SyncAndWait(ctx) ignores ctx while the replica's own upload loop is in a pass: " +
-		"Replica.upload takes syncMu with a plain Lock, and the loop's pass runs under the DB's context, which has no " +
-		"deadline, so one request that never gets an answer blocks every SyncAndWait (and `sync -wait -timeout`) " +
-		"until the connection dies (TestBugSyncAndWaitDeadlineWhileUploadLoopHangs)"
-	bugSFTPHungWrite = "sftp: WriteLTXFile does not return when ctx ends while the connection hangs: " +
-		"OpenFile/Write/Chtimes/Rename of pkg/sftp take no context and nothing closes the connection on cancellation, " +
-		"so the call lasts until the keepalive gives up (about 60 s) (TestBugSFTPWriteHonoursDeadlineOnHungConnection)"
-	bugWebDAVHungWrite = "webdav: WriteLTXFile returns up to Timeout (30 s) after ctx ends when the connection hangs: " +
-		"after the failed PUT, removeQuietly deletes the temp file synchronously under a fresh context.Background() " +
-		"with the full response timeout (TestBugWebDAVWriteHonoursDeadlineOnHungConnection)"
-	bugSFTPTinyReads = "sftp: a restore makes one round trip per small Read: OpenLTXFile returns the bare *sftp.File, " +
-		"and the LTX decoder reads a few KiB at a time, so restoring 300 KB over a 50 ms link takes ~350 round trips " +
-		"(18 s; S3 and WebDAV: about 1 s) (TestBugSFTPRestoreThroughLatency)"
-	bugResumeBudget = "resumable reader: the 5 resumes are per file for its whole life, not per failure streak: a file " +
-		"whose connection drops every N bytes fails after 5 drops although every reopen made progress, so a large " +
-		"snapshot cannot be restored over a link that drops connections regularly (TestBugResumeBudgetIgnoresProgress)"
-)
-
-// skipBug skips a test that shows a known defect unless NETFAULT_RUN_BUGS=1.
-func skipBug(t *testing.T, bug string) {
-	t.Helper()
-	if os.Getenv("NETFAULT_RUN_BUGS") != "1" {
-		t.Skip("BUG: " + bug)
-	}
-}
+// Regression tests for defects the network-fault suite found in code
+// it does not own (docs/RELIABILITY.md, "Open defects"). Each failed while
+// its defect was there.
 
 // blackHole: requests reach the server, answers never come back.
 var blackHole = toxic{"timeout", "downstream", toxiproxy.Attributes{"timeout": 0}}
 
 // checkSyncDeadline commits a batch while answers are black-holed and
-// checks that a SyncAndWait bounded at 1.5 s returns (with an error) by
-// 5 s. With loop, the replica's own upload loop is woken first and left
+// checks that a SyncAndWait bounded at 1.5 s returns by 5 s with an error
+// wrapping context.DeadlineExceeded. With loop, the replica's own upload loop is woken first and left
 // hanging in a pass of its own.
 func checkSyncDeadline(t *testing.T, b backend, loop bool) {
 	b.require(t)
@@ -85,8 +59,12 @@ func checkSyncDeadline(t *testing.T, b backend, loop bool) {
 		if r.err == nil {
 			t.Fatal("SyncAndWait succeeded although no answer can come back")
 		}
+		t.Logf("SyncAndWait bounded at 1.5s returned after %v: %v", r.elapsed.Round(time.Millisecond), r.err)
 		if r.elapsed > 5*time.Second {
 			t.Fatalf("SyncAndWait bounded at 1.5s returned after %v: %v", r.elapsed.Round(time.Millisecond), r.err)
+		}
+		if !errors.Is(r.err, context.DeadlineExceeded) {
+			t.Fatalf("SyncAndWait error does not wrap context.DeadlineExceeded: %v", r.err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Errorf("SyncAndWait bounded at 1.5s has not returned after 10s")
@@ -117,26 +95,33 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func TestBugSyncAndWaitDeadlineWhileUploadLoopHangs(t *testing.T) {
-	skipBug(t, bugSyncAndWaitWaitsForLoop)
+// Replica.upload took the pass lock with a plain Lock, so a SyncAndWait
+// waited for the upload loop's own pass, which has no deadline, as long
+// as its request hung. The pass lock now gives up when the waiter's ctx
+// ends.
+func TestSyncAndWaitHonoursDeadlineWhileUploadLoopHangs(t *testing.T) {
 	checkSyncDeadline(t, s3Backend, true)
 }
 
-func TestBugSFTPWriteHonoursDeadlineOnHungConnection(t *testing.T) {
-	skipBug(t, bugSFTPHungWrite)
+// pkg/sftp calls take no context: WriteLTXFile lasted until the keepalive
+// gave up (~60 s). The connection is now closed under a call whose ctx
+// ended.
+func TestSFTPWriteHonoursDeadlineOnHungConnection(t *testing.T) {
 	checkSyncDeadline(t, sftpBackend, false)
 }
 
-func TestBugWebDAVWriteHonoursDeadlineOnHungConnection(t *testing.T) {
-	skipBug(t, bugWebDAVHungWrite)
+// After a failed PUT, the temp file was deleted synchronously under a
+// fresh context with the full 30 s response timeout. A write whose ctx
+// ended now deletes it in the background.
+func TestWebDAVWriteHonoursDeadlineOnHungConnection(t *testing.T) {
 	checkSyncDeadline(t, webdavBackend, false)
 }
 
-// TestBugSFTPRestoreThroughLatency restores ~300 KB in four files through
-// a 50 ms link: S3 and WebDAV need about a second; 5 s allows 100 round
-// trips.
-func TestBugSFTPRestoreThroughLatency(t *testing.T) {
-	skipBug(t, bugSFTPTinyReads)
+// TestSFTPRestoreThroughLatency restores ~300 KB in four files through a
+// 50 ms link. Each small Read of the LTX decoder was a round trip (~350 in
+// all, 18 s); OpenLTXFile now reads ahead 256 KiB at a time. S3 and WebDAV
+// need about a second; 5 s allows 100 round trips.
+func TestSFTPRestoreThroughLatency(t *testing.T) {
 	b := sftpBackend
 	b.require(t)
 	px := newFaultProxy(t, b.upstream())
@@ -159,16 +144,18 @@ func TestBugSFTPRestoreThroughLatency(t *testing.T) {
 		t.Fatalf("restore: %v", err)
 	}
 	h.checkRestored(out, final)
+	t.Logf("restoring ~300 KB through a 50 ms link took %v", elapsed.Round(time.Millisecond))
 	if elapsed > 5*time.Second {
 		t.Fatalf("restoring ~300 KB through a 50 ms link took %v (%d round trips)", elapsed.Round(time.Millisecond), elapsed/(50*time.Millisecond))
 	}
 }
 
-// TestBugResumeBudgetIgnoresProgress restores one ~260 KB file through
+// TestResumeBudgetIsPerFailureStreak restores one ~260 KB file through
 // connections that each die after 32 KiB: every reopen makes 32 KiB of
 // progress, so the restore can finish, but it takes more than 5 reopens.
-func TestBugResumeBudgetIgnoresProgress(t *testing.T) {
-	skipBug(t, bugResumeBudget)
+// The resumable reader's budget of 5 reopens was per file; it is now per
+// streak of failures without progress (resumable.go).
+func TestResumeBudgetIsPerFailureStreak(t *testing.T) {
 	b := s3Backend
 	b.require(t)
 	px := newFaultProxy(t, b.upstream())

@@ -28,10 +28,6 @@ type faultCase struct {
 	// tripwire) and lifted when the file is reopened.
 	tripRestore *toxic
 	resumes     bool // the restore must resume at least one file mid-way
-
-	// knownBugs skips the case for a backend with a defect it exposes,
-	// described (and shown by a skipped test) in bugs_test.go.
-	knownBugs map[string]string
 }
 
 // Sizes: a batch of rowsPerBatch rows is a level-0 file of ~100 KB, so
@@ -53,8 +49,7 @@ func faultCases(b backend) []faultCase {
 	bwDown := toxic{"bandwidth", "downstream", toxiproxy.Attributes{"rate": 256}}
 	slice := toxiproxy.Attributes{"average_size": 64, "size_variation": 32, "delay": 10} // bytes, bytes, µs
 	return []faultCase{
-		{name: "latency", replicate: []toxic{latency}, restore: []toxic{latency},
-			knownBugs: map[string]string{"sftp": bugSFTPTinyReads}},
+		{name: "latency", replicate: []toxic{latency}, restore: []toxic{latency}},
 		{name: "bandwidth", replicate: []toxic{bwUp, bwDown}, restore: []toxic{bwUp, bwDown}},
 		{name: "slicer", replicate: []toxic{{"slicer", "upstream", slice}, {"slicer", "downstream", slice}},
 			restore: []toxic{{"slicer", "upstream", slice}, {"slicer", "downstream", slice}}},
@@ -84,7 +79,6 @@ func faultCases(b backend) []faultCase {
 			name:          "black hole",
 			replicate:     []toxic{{"timeout", "downstream", toxiproxy.Attributes{"timeout": 0}}},
 			blocksUploads: true,
-			knownBugs:     map[string]string{"sftp": bugSFTPHungWrite, "webdav": bugWebDAVHungWrite},
 		},
 		{
 			// Every connection is closed after 32 KiB per stream towards
@@ -123,9 +117,6 @@ func TestNetworkFaults(t *testing.T) {
 			b.require(t)
 			for _, c := range faultCases(b) {
 				t.Run(c.name, func(t *testing.T) {
-					if bug := c.knownBugs[b.name]; bug != "" {
-						t.Skip("BUG: " + bug)
-					}
 					runFaultCase(t, b, c)
 				})
 			}
@@ -137,8 +128,9 @@ func runFaultCase(t *testing.T, b backend, c faultCase) {
 	px := newFaultProxy(t, b.upstream())
 	// Uploads happen in the test's own SyncAndWait calls, each bounded by
 	// its deadline: the replica's background loop would otherwise run a
-	// pass of its own, without a deadline, that SyncAndWait waits for
-	// (see TestSyncAndWaitDeadlineWhileUploadLoopHangs). The loop itself
+	// pass of its own, without a deadline, and while that pass hangs a
+	// SyncAndWait can only give up at its deadline (see
+	// TestSyncAndWaitHonoursDeadlineWhileUploadLoopHangs). The loop itself
 	// is tested by TestUploadLoopCatchesUpAfterFault.
 	h := newHarness(t, b.newClient(t, px.addr), func(db *litestream.DB) { db.Replica.SyncInterval = time.Hour })
 	h.commit(baselineRows)
