@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/superfly/ltx"
 )
@@ -23,10 +24,17 @@ type Input struct {
 const maxOpen = 32
 
 // PageWriter receives the final content of each page, in ascending page
-// order within a group.
+// order within a group, one page per WriteAt unless it came from Runs.
 type PageWriter interface {
 	WriteAt(p []byte, off int64) (int, error)
 }
+
+// Runs marks w as accepting several consecutive pages in one WriteAt, as
+// a file does, so Apply gathers runs of pages into large writes instead
+// of one system call per page.
+func Runs(w io.WriterAt) PageWriter { return runWriter{w} }
+
+type runWriter struct{ io.WriterAt }
 
 // Result describes the database a chain produced.
 type Result struct {
@@ -34,15 +42,16 @@ type Result struct {
 	Commit   uint32 // database size in pages
 	MaxTXID  ltx.TXID
 	Trailer  ltx.Trailer // trailer of the newest file
-	Pages    int64       // page writes performed
+	Pages    int64       // pages written
 }
 
 // Apply merges a chain of LTX files (oldest first; the first must be a
 // full image) into w. For every page the newest file wins; pages beyond
 // the final commit and the lock page are never written. Every file's
 // checksum is verified, and the chain must cover every page of the final
-// database. Memory use is bounded by the page size times the group size,
-// plus one bit per database page.
+// database. Memory is bounded whatever the chain's length or the
+// database's size: a few MiB of read-ahead and write buffers, plus one
+// bit per database page.
 func Apply(w PageWriter, inputs []Input) (*Result, error) {
 	return ApplyWithProgress(w, inputs, nil)
 }
@@ -62,13 +71,10 @@ func ApplyWithProgress(w PageWriter, inputs []Input, fn Progress) (*Result, erro
 	}
 	last := hdrs[len(hdrs)-1]
 	res := &Result{PageSize: last.PageSize, Commit: last.Commit, MaxTXID: last.MaxTXID}
-	written := newPageSet()
-	if fn != nil {
-		w = &progressWriter{w: w, res: res, fn: fn}
-	}
+	out := newPageSink(w, res, fn)
 	for i := 0; i < len(inputs); i += maxOpen {
 		j := min(i+maxOpen, len(inputs))
-		trailer, err := applyGroup(w, inputs[i:j], res, written)
+		trailer, err := applyGroup(out, inputs[i:j], res)
 		if err != nil {
 			return nil, err
 		}
@@ -77,25 +83,90 @@ func ApplyWithProgress(w PageWriter, inputs []Input, fn Progress) (*Result, erro
 	if fn != nil {
 		fn(res.Pages, res.Commit)
 	}
-	if missing, ok := written.firstMissing(res.Commit, ltx.LockPgno(res.PageSize)); !ok {
+	if missing, ok := out.written.firstMissing(res.Commit, ltx.LockPgno(res.PageSize)); !ok {
 		return nil, fmt.Errorf("%w: page %d of %d is missing (does the chain start with a full snapshot?)", ErrIncomplete, missing, res.Commit)
 	}
 	return res, nil
 }
 
-// progressWriter reports progress every 256 pages written.
-type progressWriter struct {
-	w   PageWriter
-	res *Result
-	fn  Progress
+// maxRunBytes and maxRunPages bound one gathered write: large enough
+// that system calls are rare, small enough to keep memory flat and
+// progress reports every few hundred pages.
+const (
+	maxRunBytes = 1 << 20
+	maxRunPages = 256
+)
+
+// pageSink writes the merged pages: consecutive pages are gathered into
+// one WriteAt when the writer takes runs, progress is reported after
+// each write of a few hundred pages, and the pages written are recorded.
+type pageSink struct {
+	w        PageWriter
+	res      *Result
+	fn       Progress
+	written  *pageSet
+	reported int64 // res.Pages at the last progress report
+
+	buf   []byte // gathered run; nil for a one-page-per-write writer
+	first uint32 // page number of buf's first page
+	n     int    // pages gathered
 }
 
-func (p *progressWriter) WriteAt(b []byte, off int64) (int, error) {
-	n, err := p.w.WriteAt(b, off)
-	if p.res.Pages%256 == 255 {
-		p.fn(p.res.Pages+1, p.res.Commit)
+func newPageSink(w PageWriter, res *Result, fn Progress) *pageSink {
+	s := &pageSink{w: w, res: res, fn: fn, written: newPageSet()}
+	if rw, ok := w.(runWriter); ok {
+		s.w = rw.WriterAt
+		pages := min(max(maxRunBytes/int(res.PageSize), 1), maxRunPages)
+		s.buf = make([]byte, pages*int(res.PageSize))
 	}
-	return n, err
+	return s
+}
+
+func (s *pageSink) add(pgno uint32, data []byte) error {
+	if s.buf == nil {
+		s.first, s.n = pgno, 1
+		return s.write(data)
+	}
+	size := len(data)
+	if s.n > 0 && (pgno != s.first+uint32(s.n) || (s.n+1)*size > len(s.buf)) {
+		if err := s.flush(); err != nil {
+			return err
+		}
+	}
+	if s.n == 0 {
+		s.first = pgno
+	}
+	copy(s.buf[s.n*size:], data)
+	s.n++
+	return nil
+}
+
+// flush writes the gathered run, if any.
+func (s *pageSink) flush() error {
+	if s.n == 0 {
+		return nil
+	}
+	return s.write(s.buf[:s.n*int(s.res.PageSize)])
+}
+
+// write writes the s.n pages in p, starting at page s.first.
+func (s *pageSink) write(p []byte) error {
+	if _, err := s.w.WriteAt(p, int64(s.first-1)*int64(s.res.PageSize)); err != nil {
+		if s.n == 1 {
+			return fmt.Errorf("write page %d: %w", s.first, err)
+		}
+		return fmt.Errorf("write pages %d-%d: %w", s.first, s.first+uint32(s.n)-1, err)
+	}
+	for i := range uint32(s.n) {
+		s.written.add(s.first + i)
+	}
+	s.res.Pages += int64(s.n)
+	s.n = 0
+	if s.fn != nil && s.res.Pages-s.reported >= maxRunPages {
+		s.reported = s.res.Pages
+		s.fn(s.res.Pages, s.res.Commit)
+	}
+	return nil
 }
 
 // ErrEncrypted means a file is age-encrypted and no identity was
@@ -141,31 +212,6 @@ func readHeaders(inputs []Input) ([]ltx.Header, error) {
 	return hdrs, nil
 }
 
-// cursor is one open file positioned on its next page.
-type cursor struct {
-	idx  int // position in the chain; higher is newer
-	name string
-	rc   io.ReadCloser
-	dec  *ltx.Decoder
-	pgno uint32
-	buf  []byte
-}
-
-func (c *cursor) advance() error {
-	var ph ltx.PageHeader
-	if err := c.dec.DecodePage(&ph, c.buf); errors.Is(err, io.EOF) {
-		c.pgno = 0
-		if err := c.dec.Close(); err != nil {
-			return fmt.Errorf("%s: %w", c.name, err)
-		}
-		return nil
-	} else if err != nil {
-		return fmt.Errorf("%s: decode page: %w", c.name, err)
-	}
-	c.pgno = ph.Pgno
-	return nil
-}
-
 type cursorHeap []*cursor
 
 func (h cursorHeap) Len() int { return len(h) }
@@ -184,26 +230,32 @@ func (h *cursorHeap) Pop() any {
 	return c
 }
 
-func applyGroup(w PageWriter, inputs []Input, res *Result, written *pageSet) (ltx.Trailer, error) {
-	return merge(inputs, res.PageSize, res.Commit, func(pgno uint32, data []byte) error {
-		if _, err := w.WriteAt(data, int64(pgno-1)*int64(res.PageSize)); err != nil {
-			return fmt.Errorf("write page %d: %w", pgno, err)
-		}
-		written.add(pgno)
-		res.Pages++
-		return nil
-	})
+func applyGroup(out *pageSink, inputs []Input, res *Result) (ltx.Trailer, error) {
+	trailer, err := merge(inputs, res.PageSize, res.Commit, applyBudget, out.add)
+	if err != nil {
+		return trailer, err
+	}
+	return trailer, out.flush()
 }
 
 // merge streams the pages of inputs in ascending page order, the newest
 // version of each page only, skipping pages above commit and the lock
 // page, and returns the trailer of the newest input. Every input is read
-// to its end, so every file checksum is verified.
-func merge(inputs []Input, pageSize, commit uint32, emit func(pgno uint32, data []byte) error) (ltx.Trailer, error) {
-	var cursors []*cursor
+// to its end, so every file checksum is verified. emit must be done with
+// data when it returns.
+func merge(inputs []Input, pageSize, commit uint32, b budget, emit func(pgno uint32, data []byte) error) (_ ltx.Trailer, err error) {
+	var (
+		closers  []io.Closer
+		cursors  []*cursor
+		decoding sync.WaitGroup
+		stop     = make(chan struct{})
+	)
 	defer func() {
-		for _, c := range cursors {
-			c.rc.Close()
+		// Decoding goroutines use the readers until they return.
+		close(stop)
+		decoding.Wait()
+		for _, c := range closers {
+			c.Close()
 		}
 	}()
 	h := make(cursorHeap, 0, len(inputs))
@@ -212,15 +264,14 @@ func merge(inputs []Input, pageSize, commit uint32, emit func(pgno uint32, data 
 		if err != nil {
 			return ltx.Trailer{}, fmt.Errorf("open %s: %w", in.Name, err)
 		}
-		c := &cursor{idx: i, name: in.Name, rc: rc, dec: ltx.NewDecoder(rc), buf: make([]byte, pageSize)}
-		c.dec.SetRetainPageIndex(false)
+		closers = append(closers, rc)
+		c, err := startDecoding(i, in.Name, rc, pageSize, b, len(inputs), stop, &decoding)
+		if err != nil {
+			return ltx.Trailer{}, err
+		}
 		cursors = append(cursors, c)
-		if err := c.dec.DecodeHeader(); err != nil {
-			return ltx.Trailer{}, fmt.Errorf("%s: decode header: %w", in.Name, err)
-		}
-		if c.dec.Header().PageSize != pageSize {
-			return ltx.Trailer{}, fmt.Errorf("%s: page size %d, expected %d", in.Name, c.dec.Header().PageSize, pageSize)
-		}
+	}
+	for _, c := range cursors {
 		if err := c.advance(); err != nil {
 			return ltx.Trailer{}, err
 		}
@@ -234,7 +285,7 @@ func merge(inputs []Input, pageSize, commit uint32, emit func(pgno uint32, data 
 		top := h[0]
 		pgno := top.pgno
 		if pgno <= commit && pgno != lockPgno {
-			if err := emit(pgno, top.buf); err != nil {
+			if err := emit(pgno, top.data); err != nil {
 				return ltx.Trailer{}, err
 			}
 		}
@@ -254,7 +305,7 @@ func merge(inputs []Input, pageSize, commit uint32, emit func(pgno uint32, data 
 			}
 		}
 	}
-	return cursors[len(cursors)-1].dec.Trailer(), nil
+	return cursors[len(cursors)-1].trailer, nil
 }
 
 // MaxCompactInputs bounds how many files one compaction may merge; callers
@@ -295,7 +346,7 @@ func Compact(w io.Writer, inputs []Input) (ltx.Header, error) {
 	if err := enc.EncodeHeader(hdr); err != nil {
 		return ltx.Header{}, fmt.Errorf("compact: encode header: %w", err)
 	}
-	if _, err := merge(inputs, hdr.PageSize, hdr.Commit, func(pgno uint32, data []byte) error {
+	if _, err := merge(inputs, hdr.PageSize, hdr.Commit, compactBudget, func(pgno uint32, data []byte) error {
 		return enc.EncodePage(ltx.PageHeader{Pgno: pgno}, data)
 	}); err != nil {
 		return ltx.Header{}, fmt.Errorf("compact: %w", err)
