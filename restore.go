@@ -231,7 +231,7 @@ func restorePlan(ctx context.Context, client ReplicaClient, plan []*ltx.FileInfo
 	var res *ltxfile.Result
 	err = WriteFileAtomic(fsys, outputPath, 0o644, func(w io.Writer) error {
 		f := w.(File)
-		if res, err = ltxfile.ApplyWithProgress(f, inputs, pages); err != nil {
+		if res, err = ltxfile.ApplyWithProgress(ltxfile.Runs(f), inputs, pages); err != nil {
 			return err
 		}
 		return f.Truncate(int64(res.Commit) * int64(res.PageSize))
