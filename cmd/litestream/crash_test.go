@@ -73,6 +73,45 @@ func waitForNewFile(t *testing.T, replicaDir string, n int, out fmt.Stringer) {
 	}
 }
 
+// waitForNewFileOrDump is waitForNewFile for the crash loop: on a stall
+// it reports the cycle, the local and replica level-0 files and the WAL
+// size, and makes the replicate process dump its goroutines (SIGQUIT),
+// so the stall can be diagnosed from the failure alone.
+func waitForNewFileOrDump(t *testing.T, replicaDir, dbPath string, n int, rep *exec.Cmd, out fmt.Stringer, cycle string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(levelZeroNames(t, replicaDir)) <= n {
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if len(levelZeroNames(t, replicaDir)) > n {
+		return
+	}
+	last := func(names []string) []string { return names[max(0, len(names)-3):] }
+	local, _ := os.ReadDir(filepath.Join(filepath.Dir(dbPath), "."+filepath.Base(dbPath)+"-litestream", "ltx", "0"))
+	var localNames []string
+	for _, e := range local {
+		localNames = append(localNames, e.Name())
+	}
+	var walSize int64 = -1
+	if fi, err := os.Stat(dbPath + "-wal"); err == nil {
+		walSize = fi.Size()
+	}
+	_ = rep.Process.Signal(syscall.SIGQUIT)
+	done := make(chan struct{})
+	go func() { _ = rep.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = rep.Process.Kill()
+		<-done
+	}
+	t.Fatalf("%s: no new replica file within 30s (replica had %d, newest %v; local meta dir %d files, newest %v; WAL %d bytes); replicate output and goroutines (SIGQUIT):\n%s",
+		cycle, n, last(levelZeroNames(t, replicaDir)), len(localNames), last(localNames), walSize, out.String())
+}
+
 // crashCycles is 50 (the short form of the crash suite), 5 under -short,
 // or $LITESTREAM_CRASH_CYCLES (the long form: 1000 or more).
 func crashCycles(t *testing.T) int {
@@ -112,6 +151,7 @@ func TestReplicateSurvivesSIGKILL(t *testing.T) {
 
 	start := func(name string, args ...string) (*exec.Cmd, *lockedBuffer) {
 		cmd := exec.Command(name, args...)
+		cmd.Env = append(os.Environ(), "GOTRACEBACK=all")
 		out := &lockedBuffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
@@ -139,7 +179,7 @@ func TestReplicateSurvivesSIGKILL(t *testing.T) {
 		if rep == nil {
 			rep, repOut = start(litestreamBin, "replicate", "-config", cfg)
 		}
-		waitForNewFile(t, replicaDir, len(seen), repOut)
+		waitForNewFileOrDump(t, replicaDir, dbPath, len(seen), rep, repOut, fmt.Sprintf("cycle %d of %d (%d replicate, %d application kills so far)", cycle, cycles, repKills, appKills))
 		time.Sleep(time.Duration(rng.IntN(100)) * time.Millisecond) // a random moment, not a synchronisation
 		if rng.IntN(10) < 3 {
 			kill(app)
@@ -157,6 +197,9 @@ func TestReplicateSurvivesSIGKILL(t *testing.T) {
 			}
 		}
 		seen = now
+		if (cycle+1)%100 == 0 {
+			t.Logf("%d of %d cycles, %d level-0 files", cycle+1, cycles, len(seen))
+		}
 	}
 	kill(app)
 	app = nil
@@ -164,7 +207,7 @@ func TestReplicateSurvivesSIGKILL(t *testing.T) {
 	// A clean run ships the rest; SIGTERM makes it sync and exit.
 	if rep == nil {
 		rep, repOut = start(litestreamBin, "replicate", "-config", cfg)
-		waitForNewFile(t, replicaDir, len(seen), repOut)
+		waitForNewFileOrDump(t, replicaDir, dbPath, len(seen), rep, repOut, "the final clean run")
 	}
 	if err := rep.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
