@@ -931,7 +931,17 @@ func (db *DB) checkpoint(ctx context.Context, mode string) error {
 
 // runCheckpoint does the work of checkpoint; ran is false when it was
 // skipped because the application held the write lock.
+//
+// A PASSIVE checkpoint first copies, without our write lock, the frames
+// we have already shipped (prebackfill), so that the part run under the
+// lock only copies what the application wrote meanwhile: the application
+// waits for a few frames, not for a second's worth of WAL.
 func (db *DB) runCheckpoint(ctx context.Context, mode string) (ran bool, err error) {
+	if mode == CheckpointPassive {
+		if skipped, err := db.prebackfill(ctx); err != nil || skipped {
+			return false, err
+		}
+	}
 	if err := db.beginWrite(ctx); err != nil {
 		if isBusy(err) {
 			return false, nil // the application is writing; try after the next sync
@@ -993,6 +1003,41 @@ func (db *DB) runCheckpoint(ctx context.Context, mode string) (ran bool, err err
 	db.lastCkptAt = time.Now()
 	db.logger().Debug("checkpoint", "mode", mode, "busy", busy, "log", logN, "checkpointed", ckptN)
 	return true, nil
+}
+
+// prebackfill moves our read transaction to the WAL end under a brief
+// write lock, after copying every frame, then runs a PASSIVE checkpoint
+// without the lock. SQLite never backfills past the oldest reader's
+// snapshot and never restarts the WAL while a reader holds a snapshot
+// inside it, so this checkpoint only writes frames we have already copied
+// and cannot hide any frame from us, while the application keeps
+// committing. skipped is set when the application held the write lock or
+// a resync is due.
+func (db *DB) prebackfill(ctx context.Context) (skipped bool, err error) {
+	if err := db.beginWrite(ctx); err != nil {
+		if isBusy(err) {
+			return true, nil
+		}
+		return false, fmt.Errorf("checkpoint: %w", err)
+	}
+	_, err = db.syncWAL(ctx)
+	if err == nil && !db.needResync {
+		if err = db.endRead(); err == nil {
+			err = db.beginRead(ctx)
+		}
+		if err != nil {
+			db.needResync, db.resyncWhy = true, "read transaction before checkpoint"
+		}
+	}
+	db.endWrite()
+	if err != nil || db.needResync {
+		return true, err
+	}
+	var busy, logN, ckptN int
+	if err := db.ckptConn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logN, &ckptN); err != nil {
+		return false, fmt.Errorf("checkpoint PASSIVE without lock: %w", err)
+	}
+	return false, nil
 }
 
 func (db *DB) dataVersion(ctx context.Context) (int64, error) {
