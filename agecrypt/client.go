@@ -13,11 +13,10 @@
 // size in pages). Its integrity is still protected: the LTX file checksum
 // in the encrypted trailer covers it. age encrypts in 64 KiB chunks with a
 // counter nonce, so a read from any offset decrypts only the chunks it
-// needs (age.DecryptReaderAt over ranged reads).
+// needs, from one ranged read (stream.go).
 package agecrypt
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -102,31 +101,26 @@ func (c *Client) encrypt(w io.Writer, hdr []byte, body io.Reader) error {
 }
 
 // OpenLTXFile returns the decrypted file from offset; size 0 reads to the
-// end. Reads from the start stream through age; reads from an offset
-// decrypt only the chunks from there on.
+// end. A read within the clear LTX header is passed through; any other
+// read decrypts only the chunks from offset on (stream.go).
 func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	name := fileName(level, minTXID, maxTXID)
+	if size > 0 && offset+size <= ltx.HeaderSize {
+		return c.inner.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
+	}
 	if len(c.identities) == 0 {
 		return nil, fmt.Errorf("decrypt %s: no age identities configured", name)
 	}
-	var r io.Reader
-	var closer io.Closer
-	var err error
-	if offset < ltx.HeaderSize {
-		r, closer, err = c.openStream(ctx, level, minTXID, maxTXID, name)
-		if err == nil {
-			if _, err = io.CopyN(io.Discard, r, offset); err != nil {
-				err = fmt.Errorf("decrypt %s: %w", name, err)
-			}
-		}
-	} else {
-		r, closer, err = c.openAt(ctx, level, minTXID, maxTXID, name, offset)
+	open := c.openStream
+	if offset >= ltx.HeaderSize {
+		open = c.openAt
 	}
+	r, closer, err := open(ctx, level, minTXID, maxTXID, offset)
 	if err != nil {
 		if closer != nil {
 			closer.Close()
 		}
-		return nil, err
+		return nil, decryptError(name, err)
 	}
 	if size > 0 {
 		r = io.LimitReader(r, size)
@@ -137,65 +131,84 @@ func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID lt
 	}{decryptErrors{r, name}, closer}, nil
 }
 
-// openStream decrypts the whole object from its start.
-func (c *Client) openStream(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, name string) (io.Reader, io.Closer, error) {
+// openStream decrypts the whole object from its start and skips to
+// offset, which lies within the clear header.
+func (c *Client) openStream(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset int64) (io.Reader, io.Closer, error) {
 	rc, err := c.inner.OpenLTXFile(ctx, level, minTXID, maxTXID, 0, 0)
 	if err != nil {
 		return nil, nil, err
 	}
-	br := bufio.NewReaderSize(rc, 64<<10)
 	hdr := make([]byte, ltx.HeaderSize)
-	if _, err := io.ReadFull(br, hdr); err != nil {
-		return nil, rc, fmt.Errorf("decrypt %s: read header: %w", name, err)
+	if _, err := io.ReadFull(rc, hdr); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, rc, fmt.Errorf("read header: %w", err)
 	}
-	if err := checkMagic(br, name); err != nil {
+	var head []byte // what was read past hdr, growing as needed
+	read := func(n int) ([]byte, error) {
+		have := len(head)
+		head = append(head, make([]byte, n-have)...)
+		m, err := io.ReadFull(rc, head[have:])
+		head = head[:have+m]
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			err = nil // a short file: the header check tells
+		}
+		return head, err
+	}
+	aead, payloadOff, head, err := readPayloadKey(read, c.identities)
+	if err != nil {
 		return nil, rc, err
 	}
-	body, err := age.Decrypt(br, c.identities...)
-	if err != nil {
-		return nil, rc, identityError(name, err)
-	}
-	return io.MultiReader(bytes.NewReader(hdr), body), rc, nil
+	payload := newPayloadReader(io.MultiReader(bytes.NewReader(head[payloadOff:]), rc), aead, 0)
+	return io.MultiReader(bytes.NewReader(hdr[offset:]), payload), rc, nil
 }
 
-// openAt decrypts from a plaintext offset past the header, using ranged
-// reads of the object.
-func (c *Client) openAt(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, name string, offset int64) (io.Reader, io.Closer, error) {
-	size, err := c.objectSize(ctx, level, minTXID, maxTXID)
+// openAt decrypts from a plaintext offset past the header: one ranged
+// read for the age header (rarely two), one from the chunk holding
+// offset on.
+func (c *Client) openAt(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset int64) (io.Reader, io.Closer, error) {
+	aead, payloadOff, _, err := readPayloadKey(func(n int) ([]byte, error) {
+		return c.readRange(ctx, level, minTXID, maxTXID, ltx.HeaderSize, int64(n))
+	}, c.identities)
 	if err != nil {
-		return nil, nil, fmt.Errorf("decrypt %s: %w", name, err)
+		return nil, nil, err
 	}
-	src := &rangeReaderAt{ctx: ctx, c: c.inner, level: level, minTXID: minTXID, maxTXID: maxTXID, base: ltx.HeaderSize}
-	plain, plainSize, err := age.DecryptReaderAt(src, size-ltx.HeaderSize, c.identities...)
+	// Start in the chunk holding the byte before offset, so a read at the
+	// very end still finds a chunk (and its end is authenticated).
+	bodyOff := offset - ltx.HeaderSize
+	first := max(bodyOff-1, 0) / chunkSize
+	rc, err := c.inner.OpenLTXFile(ctx, level, minTXID, maxTXID, ltx.HeaderSize+payloadOff+first*encChunkSize, 0)
 	if err != nil {
-		if errors.Is(err, errNotAge) || !src.sawMagic() {
-			return nil, nil, fmt.Errorf("%s: %w", name, ErrNotEncrypted)
-		}
-		return nil, nil, identityError(name, err)
+		return nil, nil, err
 	}
-	start := offset - ltx.HeaderSize
-	return io.NewSectionReader(plain, start, max(plainSize-start, 0)), io.NopCloser(nil), nil
+	r := newPayloadReader(rc, aead, uint64(first))
+	if _, err := io.CopyN(io.Discard, r, bodyOff-first*chunkSize); err != nil && err != io.EOF {
+		return nil, rc, err
+	}
+	return r, rc, nil
 }
 
-func (c *Client) objectSize(ctx context.Context, level int, minTXID, maxTXID ltx.TXID) (int64, error) {
-	infos, err := litestream.LTXFileInfos(ctx, c.inner, level, minTXID, false)
+// readRange reads up to size bytes of the stored object from offset.
+func (c *Client) readRange(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) ([]byte, error) {
+	rc, err := c.inner.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	for _, info := range infos {
-		if info.MinTXID == minTXID && info.MaxTXID == maxTXID {
-			return info.Size, nil
-		}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, size))
+	if err != nil {
+		return nil, err
 	}
-	return 0, fmt.Errorf("%w: not in the listing", errNotExist)
+	return b, nil
 }
 
-func checkMagic(br *bufio.Reader, name string) error {
-	b, err := br.Peek(len(ageMagic))
-	if err != nil || string(b) != ageMagic {
-		return fmt.Errorf("%s: %w", name, ErrNotEncrypted)
+// decryptError names the file, and says so plainly when no identity fits.
+func decryptError(name string, err error) error {
+	if errors.Is(err, ErrNotEncrypted) {
+		return fmt.Errorf("%s: %w", name, err)
 	}
-	return nil
+	return identityError(name, err)
 }
 
 func identityError(name string, err error) error {
