@@ -17,11 +17,13 @@
 package agecrypt
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"filippo.io/age"
 	"github.com/superfly/ltx"
@@ -86,19 +88,35 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	return info, err
 }
 
+// encrypt writes the clear header and the age file of body to w. age
+// writes 64 KiB + 16 bytes per chunk; buffering hands the inner client
+// (which reads through a pipe) large, even pieces instead.
 func (c *Client) encrypt(w io.Writer, hdr []byte, body io.Reader) error {
-	if _, err := w.Write(hdr); err != nil {
+	bw := writerPool.Get().(*bufio.Writer)
+	bw.Reset(w)
+	defer func() { bw.Reset(nil); writerPool.Put(bw) }()
+	if _, err := bw.Write(hdr); err != nil {
 		return err
 	}
-	ew, err := age.Encrypt(w, c.recipients...)
+	ew, err := age.Encrypt(bw, c.recipients...)
 	if err != nil {
 		return fmt.Errorf("age encrypt: %w", err)
 	}
 	if _, err := io.Copy(ew, body); err != nil {
 		return err
 	}
-	return ew.Close()
+	if err := ew.Close(); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
+
+// encryptBuffer is the size of the pieces handed to the inner client.
+const encryptBuffer = 256 << 10
+
+// writerPool keeps the buffers of finished uploads for the next ones:
+// most level-0 files are far smaller than a buffer.
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, encryptBuffer) }}
 
 // OpenLTXFile returns the decrypted file from offset; size 0 reads to the
 // end. A read within the clear LTX header is passed through; any other
