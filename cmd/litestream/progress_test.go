@@ -83,9 +83,9 @@ func bigDB(t *testing.T, dir string, rows int) string {
 	return dbPath
 }
 
-// TestProgressOnTerminal: on a terminal, replicate -once -force-snapshot
-// draws a bar for the full image, the upload and the snapshot, and
-// restore one for the restore, each finishing at 100% with bytes and
+// TestProgressOnTerminal: on a terminal, replicate -once draws a bar for
+// the full image and its upload, -force-snapshot one for the snapshot,
+// and restore one for the restore, each finishing at 100% with bytes and
 // (where known) pages; log lines stay on lines of their own.
 func TestProgressOnTerminal(t *testing.T) {
 	dir := t.TempDir()
@@ -94,7 +94,8 @@ func TestProgressOnTerminal(t *testing.T) {
 	replicaURL := "file://" + filepath.Join(dir, "replica")
 	cfg := writeConfig(t, dir, fmt.Sprintf("dbs:\n  - path: %s\n    replica:\n      url: %s\n", dbPath, replicaURL))
 
-	code, out := runOnPTY(t, "replicate", "-once", "-force-snapshot", "-config", cfg)
+	// The first run: a full image, uploaded (as the replica's snapshot).
+	code, out := runOnPTY(t, "replicate", "-once", "-config", cfg)
 	if code != 0 {
 		t.Fatalf("replicate -once: exit %d\n%s", code, out)
 	}
@@ -107,16 +108,49 @@ func TestProgressOnTerminal(t *testing.T) {
 			t.Errorf("full image line %q lacks %q", image, want)
 		}
 	}
-	for _, label := range []string{"app.db upload", "app.db snapshot"} {
-		line, n := barLine(t, out, label)
-		t.Logf("%s, %d draws: %s", label, n, line)
+	checkScreen(t, out)
+
+	// The second run: new rows, uploaded, then a snapshot of everything.
+	mustExec(t, openApp(t, dbPath), "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 1000) INSERT INTO t (v) SELECT randomblob(3000) FROM n")
+	code, second := runOnPTY(t, "replicate", "-once", "-force-snapshot", "-config", cfg)
+	if code != 0 {
+		t.Fatalf("replicate -once -force-snapshot: exit %d\n%s", code, second)
+	}
+	t.Logf("terminal:\n%s", strings.Join(screenLines(second), "\n"))
+	for _, run := range []struct{ out, label string }{{out, "app.db upload"}, {second, "app.db upload"}, {second, "app.db snapshot"}} {
+		line, n := barLine(t, run.out, run.label)
+		t.Logf("%s, %d draws: %s", run.label, n, line)
 		if !strings.Contains(line, "100%") || !strings.Contains(line, " MiB / ") {
-			t.Errorf("%s line %q", label, line)
+			t.Errorf("%s line %q", run.label, line)
 		}
 		if n < 2 {
-			t.Errorf("%s drawn %d times; want its start and its end", label, n)
+			t.Errorf("%s drawn %d times; want its start and its end", run.label, n)
 		}
 	}
+	checkScreen(t, second)
+	pages = queryInt(t, dbPath, "PRAGMA page_count")
+
+	restored := filepath.Join(dir, "out.db")
+	code, out = runOnPTY(t, "restore", "-o", restored, replicaURL)
+	if code != 0 {
+		t.Fatalf("restore: exit %d\n%s", code, out)
+	}
+	line, n := barLine(t, out, "restore")
+	t.Logf("restore, %d draws: %s", n, line)
+	for _, want := range []string{"100%", fmt.Sprintf("%d/%d pages", pages, pages), " MiB / ", "in "} {
+		if !strings.Contains(line, want) {
+			t.Errorf("restore line %q lacks %q", line, want)
+		}
+	}
+	if got := queryInt(t, restored, "SELECT COUNT(*) FROM t"); got != rows+1000 {
+		t.Fatalf("restored %d rows, want %d", got, rows+1000)
+	}
+}
+
+// checkScreen: bars fit the terminal, and every log line has a line of
+// its own.
+func checkScreen(t *testing.T, out string) {
+	t.Helper()
 	var sawLog bool
 	for _, l := range screenLines(out) {
 		if strings.Contains(l, " [") && !strings.Contains(l, "msg=") && len(l) >= ptyColumns {
@@ -131,22 +165,6 @@ func TestProgressOnTerminal(t *testing.T) {
 	}
 	if !sawLog {
 		t.Errorf("no log lines in the output:\n%s", out)
-	}
-
-	restored := filepath.Join(dir, "out.db")
-	code, out = runOnPTY(t, "restore", "-o", restored, replicaURL)
-	if code != 0 {
-		t.Fatalf("restore: exit %d\n%s", code, out)
-	}
-	line, n := barLine(t, out, "restore")
-	t.Logf("restore, %d draws: %s", n, line)
-	for _, want := range []string{"100%", fmt.Sprintf("%d/%d pages", pages, pages), " MiB / ", "in "} {
-		if !strings.Contains(line, want) {
-			t.Errorf("restore line %q lacks %q", line, want)
-		}
-	}
-	if got := queryInt(t, restored, "SELECT COUNT(*) FROM t"); got != rows {
-		t.Fatalf("restored %d rows, want %d", got, rows)
 	}
 }
 
