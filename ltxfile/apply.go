@@ -110,6 +110,7 @@ type pageSink struct {
 	buf   []byte // gathered run; nil for a one-page-per-write writer
 	first uint32 // page number of buf's first page
 	n     int    // pages gathered
+	wb    writeback
 }
 
 func newPageSink(w PageWriter, res *Result, fn Progress) *pageSink {
@@ -118,6 +119,7 @@ func newPageSink(w PageWriter, res *Result, fn Progress) *pageSink {
 		s.w = rw.WriterAt
 		pages := min(max(maxRunBytes/int(res.PageSize), 1), maxRunPages)
 		s.buf = make([]byte, pages*int(res.PageSize))
+		s.wb = newWriteback(rw.WriterAt)
 	}
 	return s
 }
@@ -151,7 +153,8 @@ func (s *pageSink) flush() error {
 
 // write writes the s.n pages in p, starting at page s.first.
 func (s *pageSink) write(p []byte) error {
-	if _, err := s.w.WriteAt(p, int64(s.first-1)*int64(s.res.PageSize)); err != nil {
+	off := int64(s.first-1) * int64(s.res.PageSize)
+	if _, err := s.w.WriteAt(p, off); err != nil {
 		if s.n == 1 {
 			return fmt.Errorf("write page %d: %w", s.first, err)
 		}
@@ -160,6 +163,7 @@ func (s *pageSink) write(p []byte) error {
 	for i := range uint32(s.n) {
 		s.written.add(s.first + i)
 	}
+	s.wb.wrote(off, int64(len(p)))
 	s.res.Pages += int64(s.n)
 	s.n = 0
 	if s.fn != nil && s.res.Pages-s.reported >= maxRunPages {

@@ -22,7 +22,7 @@ type budget struct {
 // compactBudget serves compaction inside the replicating daemon, whose
 // memory matters more than its speed.
 var (
-	applyBudget   = budget{read: 2 << 20, decode: 2 << 20}
+	applyBudget   = budget{read: 1 << 20, decode: 1 << 20}
 	compactBudget = budget{read: 512 << 10, decode: 512 << 10}
 )
 
