@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -74,11 +76,13 @@ func waitForNewFile(t *testing.T, replicaDir string, n int, out fmt.Stringer) {
 }
 
 // waitForNewFileOrDump is waitForNewFile for the crash loop: on a stall
-// it reports the cycle, the local and replica level-0 files and the WAL
-// size, and makes the replicate process dump its goroutines (SIGQUIT),
-// so the stall can be diagnosed from the failure alone.
-func waitForNewFileOrDump(t *testing.T, replicaDir, dbPath string, n int, rep *exec.Cmd, out fmt.Stringer, cycle string) {
+// it reports the cycle, the local and replica level-0 files, the WAL size
+// and the application's state when the wait began and ended (so a stalled
+// replicator can be told from an application that stopped committing),
+// and makes the replicate process dump its goroutines (SIGQUIT).
+func waitForNewFileOrDump(t *testing.T, replicaDir, dbPath string, n int, rep, app *exec.Cmd, repOut, appOut fmt.Stringer, cycle string) {
 	t.Helper()
+	began := fmt.Sprintf("WAL %d bytes, application %s", fileSize(dbPath+"-wal"), procState(app))
 	deadline := time.Now().Add(30 * time.Second)
 	for len(levelZeroNames(t, replicaDir)) <= n {
 		if time.Now().After(deadline) {
@@ -89,15 +93,12 @@ func waitForNewFileOrDump(t *testing.T, replicaDir, dbPath string, n int, rep *e
 	if len(levelZeroNames(t, replicaDir)) > n {
 		return
 	}
+	ended := fmt.Sprintf("WAL %d bytes, application %s", fileSize(dbPath+"-wal"), procState(app))
 	last := func(names []string) []string { return names[max(0, len(names)-3):] }
 	local, _ := os.ReadDir(filepath.Join(filepath.Dir(dbPath), "."+filepath.Base(dbPath)+"-litestream", "ltx", "0"))
 	var localNames []string
 	for _, e := range local {
 		localNames = append(localNames, e.Name())
-	}
-	var walSize int64 = -1
-	if fi, err := os.Stat(dbPath + "-wal"); err == nil {
-		walSize = fi.Size()
 	}
 	_ = rep.Process.Signal(syscall.SIGQUIT)
 	done := make(chan struct{})
@@ -108,8 +109,39 @@ func waitForNewFileOrDump(t *testing.T, replicaDir, dbPath string, n int, rep *e
 		_ = rep.Process.Kill()
 		<-done
 	}
-	t.Fatalf("%s: no new replica file within 30s (replica had %d, newest %v; local meta dir %d files, newest %v; WAL %d bytes); replicate output and goroutines (SIGQUIT):\n%s",
-		cycle, n, last(levelZeroNames(t, replicaDir)), len(localNames), last(localNames), walSize, out.String())
+	appText := "(none)"
+	if appOut != nil {
+		appText = appOut.String()
+	}
+	t.Fatalf("%s: no new replica file within 30s (replica had %d, newest %v; local meta dir %d files, newest %v); when the wait began: %s; at the end: %s; application output: %q; replicate output and goroutines (SIGQUIT):\n%s",
+		cycle, n, last(levelZeroNames(t, replicaDir)), len(localNames), last(localNames), began, ended, appText, repOut.String())
+}
+
+// fileSize returns a file's size, or -1.
+func fileSize(path string) int64 {
+	if fi, err := os.Stat(path); err == nil {
+		return fi.Size()
+	}
+	return -1
+}
+
+// procState describes a child process from /proc: its state letter (R
+// running, S sleeping, D disk wait, Z exited) and CPU ticks used.
+func procState(cmd *exec.Cmd) string {
+	if cmd == nil || cmd.Process == nil {
+		return "not running"
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	if err != nil {
+		return fmt.Sprintf("pid %d: %v", cmd.Process.Pid, err)
+	}
+	// Fields after the parenthesised command name: state is the first,
+	// utime and stime the 12th and 13th.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return fmt.Sprintf("pid %d: %q", cmd.Process.Pid, b)
+	}
+	return fmt.Sprintf("pid %d state %s utime %s stime %s", cmd.Process.Pid, f[0], f[11], f[12])
 }
 
 // crashCycles is 50 (the short form of the crash suite), 5 under -short,
@@ -166,7 +198,7 @@ func TestReplicateSurvivesSIGKILL(t *testing.T) {
 		}
 	}
 	var app, rep *exec.Cmd
-	var repOut *lockedBuffer
+	var repOut, appOut *lockedBuffer
 	defer func() { kill(app); kill(rep) }()
 
 	rng := rand.New(rand.NewPCG(7, 7))
@@ -174,12 +206,12 @@ func TestReplicateSurvivesSIGKILL(t *testing.T) {
 	appKills, repKills := 0, 0
 	for cycle := 0; cycle < cycles; cycle++ {
 		if app == nil {
-			app, _ = start(testapp, "ledger", "-db", dbPath)
+			app, appOut = start(testapp, "ledger", "-db", dbPath)
 		}
 		if rep == nil {
 			rep, repOut = start(litestreamBin, "replicate", "-config", cfg)
 		}
-		waitForNewFileOrDump(t, replicaDir, dbPath, len(seen), rep, repOut, fmt.Sprintf("cycle %d of %d (%d replicate, %d application kills so far)", cycle, cycles, repKills, appKills))
+		waitForNewFileOrDump(t, replicaDir, dbPath, len(seen), rep, app, repOut, appOut, fmt.Sprintf("cycle %d of %d (%d replicate, %d application kills so far)", cycle, cycles, repKills, appKills))
 		time.Sleep(time.Duration(rng.IntN(100)) * time.Millisecond) // a random moment, not a synchronisation
 		if rng.IntN(10) < 3 {
 			kill(app)
@@ -207,7 +239,7 @@ func TestReplicateSurvivesSIGKILL(t *testing.T) {
 	// A clean run ships the rest; SIGTERM makes it sync and exit.
 	if rep == nil {
 		rep, repOut = start(litestreamBin, "replicate", "-config", cfg)
-		waitForNewFileOrDump(t, replicaDir, dbPath, len(seen), rep, repOut, "the final clean run")
+		waitForNewFileOrDump(t, replicaDir, dbPath, len(seen), rep, nil, repOut, nil, "the final clean run")
 	}
 	if err := rep.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
