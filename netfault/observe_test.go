@@ -111,7 +111,8 @@ func (c *observedClient) reset(trip *tripwire) {
 // resumeReport checks the recorded opens. A file may be read more than
 // once from byte 0 (restore reads every header first, then the pages),
 // but a stream that failed must be followed by an open exactly where it
-// stopped: a resume, never a restart. It returns how many opens resumed
+// stopped: a resume, never a restart. (A stream that failed before
+// delivering a byte, as a read-ahead client's may, is resumed at 0.) It returns how many opens resumed
 // mid-file and a description of any open that broke the rule.
 func (c *observedClient) resumeReport() (resumed int, problems []string) {
 	c.mu.Lock()
@@ -125,7 +126,7 @@ func (c *observedClient) resumeReport() (resumed int, problems []string) {
 			reached = prev.offset + prev.read
 		}
 		switch {
-		case rec.offset == 0 && failed && !errors.Is(prev.err, io.EOF):
+		case rec.offset == 0 && failed && reached > 0 && !errors.Is(prev.err, io.EOF):
 			problems = append(problems, fmt.Sprintf("%s: read again from byte 0 after a stream failed at byte %d (%v)", rec.file, reached, prev.err))
 		case rec.offset != 0 && !failed:
 			problems = append(problems, fmt.Sprintf("%s: opened at byte %d, but no stream of it had failed", rec.file, rec.offset))

@@ -6,7 +6,6 @@
 package sftp
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -445,42 +444,6 @@ func (c *ReplicaClient) removeTree(ctx context.Context, conn *connection, dir st
 		return c.errorf("delete directory %s: %w", dir, err)
 	}
 	return nil
-}
-
-// readBufferSize is the read-ahead of an opened file. The LTX decoder
-// reads a few KiB at a time, and each Read of an *sftp.File is a round
-// trip; a large buffer is filled by concurrent requests of the
-// library's packet size, so a file costs a round trip per 256 KiB.
-const readBufferSize = 256 << 10
-
-// fileReader reads an opened replica file through a read-ahead buffer.
-// Like the other calls it honours ctx: if ctx ends while the file is
-// open and a request hangs, the connection is closed under it.
-type fileReader struct {
-	r    *bufio.Reader
-	f    *sftp.File
-	stop func()
-}
-
-// newFileReader reads f from its current offset; size 0 reads to the end,
-// else at most size bytes, and never requests bytes beyond them.
-func newFileReader(ctx context.Context, conn *connection, f *sftp.File, size int64) *fileReader {
-	var r io.Reader = f
-	bufSize := readBufferSize
-	if size > 0 {
-		r = io.LimitReader(f, size)
-		bufSize = int(min(size, readBufferSize))
-	}
-	return &fileReader{r: bufio.NewReaderSize(r, bufSize), f: f, stop: conn.closeWhenDone(ctx)}
-}
-
-func (r *fileReader) Read(p []byte) (int, error) { return r.r.Read(p) }
-
-// Close closes the file; a Close that hangs is bounded by ctx too.
-func (r *fileReader) Close() error {
-	err := r.f.Close()
-	r.stop()
-	return err
 }
 
 // randomSuffix makes temp names unique across processes and hosts.
