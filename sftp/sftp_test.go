@@ -421,3 +421,55 @@ func copyFile(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// Reads through the read-ahead buffer: small reads that straddle its
+// growing fills, large reads that bypass it, and ranges that end inside
+// a fill, all return exactly the stored bytes.
+func TestReplicaClient_ReadAhead(t *testing.T) {
+	c := newClient(t, testConfig(t))
+	payload := make([]byte, 3<<20)
+	_, _ = rand.Read(payload)
+	data := ltxBytes(t, 5, 6, time.Now(), payload)
+	if _, err := c.WriteLTXFile(t.Context(), 0, 5, 6, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		offset, size int64
+		chunk        int
+	}{
+		{0, 0, 1000},            // small reads: every fill size up to the maximum
+		{0, 0, 3 << 20},         // reads larger than any fill
+		{12_345, 0, 4096},       // from an offset to the end
+		{1<<20 + 7, 40_000, 99}, // a range ending inside the first fill
+		{100, 2<<20 + 3, 5000},  // a range ending inside a later fill
+	} {
+		want := data[tc.offset:]
+		if tc.size > 0 {
+			want = want[:tc.size]
+		}
+		rc, err := c.OpenLTXFile(t.Context(), 0, 5, 6, tc.offset, tc.size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		buf := make([]byte, tc.chunk)
+		for {
+			n, err := rc.Read(buf)
+			got = append(got, buf[:n]...)
+			if errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				t.Fatalf("offset %d size %d: read: %v", tc.offset, tc.size, err)
+			}
+			if len(got) > len(data) {
+				t.Fatalf("offset %d size %d: read more than the file holds", tc.offset, tc.size)
+			}
+		}
+		if err := rc.Close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("offset %d size %d, reads of %d: got %d bytes that differ from the %d stored", tc.offset, tc.size, tc.chunk, len(got), len(want))
+		}
+	}
+}
