@@ -114,9 +114,11 @@ type payloadReader struct {
 
 	buf    []byte   // a batch of ciphertext plus one byte, decrypted in place
 	carry  bool     // buf's last byte starts the next batch
-	chunks [][]byte // decrypted, unread chunks (slices of buf)
+	chunks [][]byte // decrypted chunks of the batch (slices of buf)
+	cur    int      // the chunk being read
 	last   bool     // the last chunk was decrypted
 	err    error
+	nonce  [chacha20poly1305.NonceSize]byte // here, not on the stack: Open would move it to the heap
 }
 
 func newPayloadReader(src io.Reader, aead cipher.AEAD, first uint64) *payloadReader {
@@ -124,9 +126,9 @@ func newPayloadReader(src io.Reader, aead cipher.AEAD, first uint64) *payloadRea
 }
 
 func (r *payloadReader) Read(p []byte) (int, error) {
-	for len(r.chunks) == 0 || len(r.chunks[0]) == 0 {
-		if len(r.chunks) > 0 {
-			r.chunks = r.chunks[1:]
+	for r.cur >= len(r.chunks) || len(r.chunks[r.cur]) == 0 {
+		if r.cur < len(r.chunks) {
+			r.cur++
 			continue
 		}
 		if r.err != nil {
@@ -134,8 +136,8 @@ func (r *payloadReader) Read(p []byte) (int, error) {
 		}
 		r.err = r.fill()
 	}
-	n := copy(p, r.chunks[0])
-	r.chunks[0] = r.chunks[0][n:]
+	n := copy(p, r.chunks[r.cur])
+	r.chunks[r.cur] = r.chunks[r.cur][n:]
 	return n, nil
 }
 
@@ -172,7 +174,7 @@ func (r *payloadReader) fill() error {
 	default:
 		return err
 	}
-	r.chunks = r.chunks[:0]
+	r.chunks, r.cur = r.chunks[:0], 0
 	for data := r.buf[:n]; len(data) > 0; {
 		piece := data[:min(len(data), encChunkSize)]
 		data = data[len(piece):]
@@ -194,12 +196,13 @@ func (r *payloadReader) open(piece []byte, final bool) ([]byte, error) {
 	case len(piece) == chacha20poly1305.Overhead && r.next > 0:
 		return nil, errors.New("encrypted file ends with an empty chunk")
 	}
-	var nonce [chacha20poly1305.NonceSize]byte
+	nonce := r.nonce[:]
 	binary.BigEndian.PutUint64(nonce[3:11], r.next)
+	nonce[11] = 0
 	if final {
 		nonce[11] = 1
 	}
-	plain, err := r.aead.Open(piece[:0], nonce[:], piece, nil)
+	plain, err := r.aead.Open(piece[:0], nonce, piece, nil)
 	if err != nil {
 		if final {
 			return nil, fmt.Errorf("chunk %d fails authentication: the file is truncated, corrupted or tampered with", r.next)
