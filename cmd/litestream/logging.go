@@ -29,12 +29,23 @@ func replaceLevel(_ []string, a slog.Attr) slog.Attr {
 	return a
 }
 
+// isTerminalWriter reports whether w writes to a terminal: a terminal
+// file, or the progress bars, which exist only on one.
+func isTerminalWriter(w io.Writer) bool {
+	switch w := w.(type) {
+	case *os.File:
+		return progress.IsTerminal(w)
+	case *progress.Lines:
+		return w != nil
+	}
+	return false
+}
+
 // prettyOptions adapts text handler options for humans at a terminal:
 // time of day only, and the level in colour when w is a terminal.
 func prettyOptions(opts *slog.HandlerOptions, w io.Writer) *slog.HandlerOptions {
-	f, _ := w.(*os.File)
-	color := f != nil && progress.IsTerminal(f)
 	o := *opts
+	color := isTerminalWriter(w)
 	o.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
 		switch {
 		case len(groups) == 0 && a.Key == slog.TimeKey:

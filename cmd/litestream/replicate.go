@@ -320,9 +320,7 @@ func (c *ReplicateCommand) syncOnce(ctx context.Context, db *litestream.DB, forc
 // onceProgress returns the progress bars of -once, drawn on the terminal
 // the log goes to (none when it is not a terminal or the log is JSON), and
 // the writers for the logger: log lines pass through the bars so they
-// never tear a bar's line. Pretty logs keep writing straight to the
-// terminal, as their colours need it (a log line may then share a line
-// with a bar).
+// never tear a bar's line.
 func (c *ReplicateCommand) onceProgress() (bars *progress.Lines, stdout, stderr io.Writer) {
 	stdout, stderr = c.stdout, c.stderr
 	logOut := &stdout
@@ -331,7 +329,7 @@ func (c *ReplicateCommand) onceProgress() (bars *progress.Lines, stdout, stderr 
 	}
 	f, _ := (*logOut).(*os.File)
 	logType := strings.ToLower(c.cfg.Logging.Type)
-	if bars = progress.LinesForFile(f, logType == "json"); bars != nil && logType != "pretty" {
+	if bars = progress.LinesForFile(f, logType == "json"); bars != nil {
 		*logOut = bars
 	}
 	return bars, stdout, stderr
