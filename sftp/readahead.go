@@ -12,7 +12,9 @@ import (
 // a 300 KB restore took ~350 round trips. A Read larger than the
 // library's packet size is split into concurrent requests, so a large
 // buffer costs one round trip. The read-ahead starts small, since many
-// readers want only a file's header, and doubles with every fill.
+// readers want only a file's header, and doubles with every fill; a
+// larger Read is cut to the fill size too, so a download that is cut off
+// has made progress in steps and resumes mid-file.
 const (
 	readAheadMin = 16 << 10
 	readAheadMax = 1 << 20
@@ -50,7 +52,7 @@ func (r *fileReader) Read(p []byte) (int, error) {
 			return 0, r.err
 		}
 		if len(p) >= r.next { // as large as a fill: no need to copy
-			n, err := r.src.Read(p)
+			n, err := r.src.Read(p[:r.next])
 			r.next = min(2*r.next, readAheadMax)
 			return n, err
 		}
