@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -82,7 +83,7 @@ func waitForNewFile(t *testing.T, replicaDir string, n int, out fmt.Stringer) {
 // and makes the replicate process dump its goroutines (SIGQUIT).
 func waitForNewFileOrDump(t *testing.T, replicaDir, dbPath string, n int, rep, app *exec.Cmd, repOut, appOut fmt.Stringer, cycle string) {
 	t.Helper()
-	began := fmt.Sprintf("WAL %d bytes, application %s", fileSize(dbPath+"-wal"), procState(app))
+	began := fmt.Sprintf("WAL %d bytes, application %s, replicate %s", fileSize(dbPath+"-wal"), procState(app), procState(rep))
 	deadline := time.Now().Add(30 * time.Second)
 	for len(levelZeroNames(t, replicaDir)) <= n {
 		if time.Now().After(deadline) {
@@ -93,7 +94,7 @@ func waitForNewFileOrDump(t *testing.T, replicaDir, dbPath string, n int, rep, a
 	if len(levelZeroNames(t, replicaDir)) > n {
 		return
 	}
-	ended := fmt.Sprintf("WAL %d bytes, application %s", fileSize(dbPath+"-wal"), procState(app))
+	ended := fmt.Sprintf("WAL %d bytes (%s), application %s, replicate %s", fileSize(dbPath+"-wal"), walChain(dbPath+"-wal"), procState(app), procState(rep))
 	last := func(names []string) []string { return names[max(0, len(names)-3):] }
 	local, _ := os.ReadDir(filepath.Join(filepath.Dir(dbPath), "."+filepath.Base(dbPath)+"-litestream", "ltx", "0"))
 	var localNames []string
@@ -115,6 +116,57 @@ func waitForNewFileOrDump(t *testing.T, replicaDir, dbPath string, n int, rep, a
 	}
 	t.Fatalf("%s: no new replica file within 30s (replica had %d, newest %v; local meta dir %d files, newest %v); when the wait began: %s; at the end: %s; application output: %q; replicate output and goroutines (SIGQUIT):\n%s",
 		cycle, n, last(levelZeroNames(t, replicaDir)), len(localNames), last(localNames), began, ended, appText, repOut.String())
+}
+
+// walChain describes a WAL as SQLite's recovery would read it: the
+// header's salts, how many frames carry those salts and a valid running
+// checksum from the header on, and where the last commit frame of that
+// chain ends. It tells whether a replicator that copied nothing had
+// committed frames to copy.
+func walChain(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) < 32 {
+		return fmt.Sprintf("unreadable: %v", err)
+	}
+	be := binary.BigEndian
+	bigEndian := be.Uint32(b[0:]) == 0x377f0683
+	pageSize := int(be.Uint32(b[8:]))
+	salt1, salt2 := be.Uint32(b[16:]), be.Uint32(b[20:])
+	sum := [2]uint32{be.Uint32(b[24:]), be.Uint32(b[28:])}
+	frameSize := 24 + pageSize
+	frames, lastCommitEnd, breakWhy := 0, 32, "end of file"
+	for off := 32; off+frameSize <= len(b); off += frameSize {
+		f := b[off : off+frameSize]
+		if be.Uint32(f[8:]) != salt1 || be.Uint32(f[12:]) != salt2 {
+			breakWhy = fmt.Sprintf("salt mismatch at offset %d", off)
+			break
+		}
+		sum = walSum(bigEndian, sum, f[:8])
+		sum = walSum(bigEndian, sum, f[24:])
+		if sum[0] != be.Uint32(f[16:]) || sum[1] != be.Uint32(f[20:]) {
+			breakWhy = fmt.Sprintf("checksum mismatch at offset %d", off)
+			break
+		}
+		frames++
+		if be.Uint32(f[4:]) != 0 {
+			lastCommitEnd = off + frameSize
+		}
+	}
+	return fmt.Sprintf("page size %d, ckpt seq %d, salts %08x/%08x; %d chained frames, last commit ends at %d, chain ends: %s",
+		pageSize, be.Uint32(b[12:]), salt1, salt2, frames, lastCommitEnd, breakWhy)
+}
+
+// walSum is SQLite's WAL checksum.
+func walSum(bigEndian bool, s [2]uint32, b []byte) [2]uint32 {
+	var order binary.ByteOrder = binary.LittleEndian
+	if bigEndian {
+		order = binary.BigEndian
+	}
+	for i := 0; i+8 <= len(b); i += 8 {
+		s[0] += order.Uint32(b[i:]) + s[1]
+		s[1] += order.Uint32(b[i+4:]) + s[0]
+	}
+	return s
 }
 
 // fileSize returns a file's size, or -1.
