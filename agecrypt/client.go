@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"filippo.io/age"
 	"github.com/superfly/ltx"
@@ -44,6 +45,9 @@ type Client struct {
 	inner      litestream.ReplicaClient
 	recipients []age.Recipient
 	identities []age.Identity
+
+	next      chan *encryptor // one encryptor made ahead (prepare.go)
+	preparing atomic.Bool
 }
 
 var _ litestream.ReplicaClient = (*Client)(nil)
@@ -52,7 +56,7 @@ var _ litestream.ReplicaClient = (*Client)(nil)
 // identities; with rotated keys, list the new recipients and every
 // identity that old files may need.
 func NewClient(inner litestream.ReplicaClient, recipients []age.Recipient, identities []age.Identity) *Client {
-	return &Client{inner: inner, recipients: recipients, identities: identities}
+	return &Client{inner: inner, recipients: recipients, identities: identities, next: make(chan *encryptor, 1)}
 }
 
 // Type returns the inner backend's type.
@@ -98,9 +102,13 @@ func (c *Client) encrypt(w io.Writer, hdr []byte, body io.Reader) error {
 	if _, err := bw.Write(hdr); err != nil {
 		return err
 	}
-	ew, err := age.Encrypt(bw, c.recipients...)
+	e, err := c.takeEncryptor()
 	if err != nil {
-		return fmt.Errorf("age encrypt: %w", err)
+		return err
+	}
+	ew, err := e.start(bw)
+	if err != nil {
+		return err
 	}
 	if _, err := io.Copy(ew, body); err != nil {
 		return err

@@ -118,8 +118,9 @@ func report(b *testing.B, sides []*benchSide, n int) {
 	b.ReportMetric(0, "ns/op") // the sum of both sides says nothing
 }
 
-// alternate runs f for each side, in alternating order per iteration.
-func alternate(b *testing.B, sides []*benchSide, f func(s *benchSide)) {
+// alternate runs f for each side, in alternating order per iteration,
+// and the cleanup f returns outside the measurement.
+func alternate(b *testing.B, sides []*benchSide, f func(s *benchSide) (cleanup func())) {
 	n := 0
 	for b.Loop() {
 		order := []*benchSide{sides[0], sides[1]}
@@ -128,9 +129,12 @@ func alternate(b *testing.B, sides []*benchSide, f func(s *benchSide)) {
 		}
 		for _, s := range order {
 			start, cpu := time.Now(), processCPU()
-			f(s)
+			cleanup := f(s)
 			s.took += time.Since(start)
 			s.cpu += processCPU() - cpu
+			b.StopTimer()
+			cleanup()
+			b.StartTimer()
 		}
 		n++
 	}
@@ -153,7 +157,7 @@ func BenchmarkEncryptionCost(b *testing.B) {
 
 	b.Run("replicate", func(b *testing.B) {
 		sides := benchSides()
-		alternate(b, sides, func(s *benchSide) {
+		alternate(b, sides, func(s *benchSide) func() {
 			dir := b.TempDir()
 			c := s.wrap(file.NewReplicaClient(dir))
 			for _, f := range chain {
@@ -161,9 +165,7 @@ func BenchmarkEncryptionCost(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			b.StopTimer()
-			os.RemoveAll(dir)
-			b.StartTimer()
+			return func() { os.RemoveAll(dir) }
 		})
 	})
 
@@ -176,7 +178,7 @@ func BenchmarkEncryptionCost(b *testing.B) {
 			small = append(small, benchFileSpec{0, txid, txid, benchFile(b, rng, txid, txid, uint32(i+1), uint32(i+4))})
 		}
 		sides := benchSides()
-		alternate(b, sides, func(s *benchSide) {
+		alternate(b, sides, func(s *benchSide) func() {
 			dir := b.TempDir()
 			c := s.wrap(file.NewReplicaClient(dir))
 			for _, f := range small {
@@ -184,9 +186,7 @@ func BenchmarkEncryptionCost(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			b.StopTimer()
-			os.RemoveAll(dir)
-			b.StartTimer()
+			return func() { os.RemoveAll(dir) }
 		})
 	})
 
@@ -203,7 +203,7 @@ func BenchmarkEncryptionCost(b *testing.B) {
 			clients[s.name] = c
 		}
 		out := filepath.Join(b.TempDir(), "restored.db")
-		alternate(b, sides, func(s *benchSide) {
+		alternate(b, sides, func(s *benchSide) func() {
 			res, err := litestream.Restore(ctx, clients[s.name], litestream.RestoreOptions{OutputPath: out})
 			if err != nil {
 				b.Fatal(err)
@@ -211,8 +211,10 @@ func BenchmarkEncryptionCost(b *testing.B) {
 			if res.Commit != benchPages || res.Files != len(chain) {
 				b.Fatalf("%s: restored %d pages from %d files", s.name, res.Commit, res.Files)
 			}
-			if err := os.Remove(out); err != nil {
-				b.Fatal(err)
+			return func() {
+				if err := os.Remove(out); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	})
