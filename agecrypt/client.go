@@ -48,6 +48,7 @@ type Client struct {
 
 	next      chan *encryptor // one encryptor made ahead (prepare.go)
 	preparing atomic.Bool
+	keys      keyCache // payload keys of files read lately
 }
 
 var _ litestream.ReplicaClient = (*Client)(nil)
@@ -182,7 +183,7 @@ func (c *Client) openStream(ctx context.Context, level int, minTXID, maxTXID ltx
 		}
 		return head, err
 	}
-	aead, payloadOff, head, err := readPayloadKey(read, c.identities)
+	aead, payloadOff, head, err := readPayloadKey(read, &c.keys, c.identities)
 	if err != nil {
 		return nil, rc, err
 	}
@@ -196,7 +197,7 @@ func (c *Client) openStream(ctx context.Context, level int, minTXID, maxTXID ltx
 func (c *Client) openAt(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset int64) (io.Reader, io.Closer, error) {
 	aead, payloadOff, _, err := readPayloadKey(func(n int) ([]byte, error) {
 		return c.readRange(ctx, level, minTXID, maxTXID, ltx.HeaderSize, int64(n))
-	}, c.identities)
+	}, &c.keys, c.identities)
 	if err != nil {
 		return nil, nil, err
 	}

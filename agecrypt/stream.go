@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"filippo.io/age"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -55,13 +56,13 @@ var headSizes = []int{8 << 10, maxHeadSize + streamNonceSize}
 // readPayloadKey reads the age header through read, which returns the
 // object's first n bytes after the clear LTX header (fewer at its end),
 // and returns the stream's AEAD, the payload's offset and the bytes read.
-func readPayloadKey(read func(n int) ([]byte, error), identities []age.Identity) (cipher.AEAD, int64, []byte, error) {
+func readPayloadKey(read func(n int) ([]byte, error), keys *keyCache, identities []age.Identity) (cipher.AEAD, int64, []byte, error) {
 	for i, n := range headSizes {
 		head, err := read(n)
 		if err != nil {
 			return nil, 0, nil, err
 		}
-		aead, off, err := payloadKey(head, identities)
+		aead, off, err := payloadKey(head, keys, identities)
 		if errors.Is(err, errHeadShort) && len(head) == n && i+1 < len(headSizes) {
 			continue // the header goes on past what we read
 		}
@@ -75,7 +76,7 @@ var errHeadShort = errors.New("read age header: malformed, truncated or longer t
 // payloadKey parses the age header at the start of head (the object's
 // bytes after the clear LTX header), unwraps the file key and returns the
 // stream's AEAD and the payload's first chunk offset within head.
-func payloadKey(head []byte, identities []age.Identity) (cipher.AEAD, int64, error) {
+func payloadKey(head []byte, keys *keyCache, identities []age.Identity) (cipher.AEAD, int64, error) {
 	if !bytes.HasPrefix(head, []byte(ageMagic)) {
 		return nil, 0, ErrNotEncrypted
 	}
@@ -84,12 +85,15 @@ func payloadKey(head []byte, identities []age.Identity) (cipher.AEAD, int64, err
 	if err != nil || !bytes.HasPrefix(head, hdr) || len(head) < len(hdr)+streamNonceSize {
 		return nil, 0, errHeadShort
 	}
+	off := len(hdr) + streamNonceSize
+	if aead := keys.get(head[:off]); aead != nil {
+		return aead, int64(off), nil
+	}
 	fileKey, err := age.DecryptHeader(hdr, identities...)
 	if err != nil {
 		return nil, 0, err
 	}
-	nonce := head[len(hdr) : len(hdr)+streamNonceSize]
-	key, err := hkdf.Key(sha256.New, fileKey, nonce, "payload", chacha20poly1305.KeySize)
+	key, err := hkdf.Key(sha256.New, fileKey, head[len(hdr):off], "payload", chacha20poly1305.KeySize)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -97,7 +101,41 @@ func payloadKey(head []byte, identities []age.Identity) (cipher.AEAD, int64, err
 	if err != nil {
 		return nil, 0, err
 	}
-	return aead, int64(len(hdr) + streamNonceSize), nil
+	keys.put(head[:off], aead)
+	return aead, int64(off), nil
+}
+
+// keyCache remembers the payload keys of the last files opened, by their
+// age header and stream nonce: a restore reopens each file at its end (to
+// confirm the end, as listings give encrypted sizes), and the X25519
+// unwrap costs about 0.1 ms. The same header bytes always hold the same
+// file key, so an entry can never be stale.
+type keyCache struct {
+	mu    sync.Mutex
+	keys  map[string]cipher.AEAD
+	order []string // oldest first
+}
+
+const keyCacheSize = 64
+
+func (k *keyCache) get(head []byte) cipher.AEAD {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.keys[string(head)]
+}
+
+func (k *keyCache) put(head []byte, aead cipher.AEAD) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.keys == nil {
+		k.keys = map[string]cipher.AEAD{}
+	}
+	if len(k.order) >= keyCacheSize {
+		delete(k.keys, k.order[0])
+		k.order = k.order[1:]
+	}
+	k.keys[string(head)] = aead
+	k.order = append(k.order, string(head))
 }
 
 // payloadReader decrypts the chunks read from src, which starts at chunk
