@@ -280,8 +280,42 @@ func (c *ReplicaClient) readHeader(ctx context.Context, conn *connection, info *
 	return buf[:n], nil
 }
 
+// Opens that fail for want of a connection (reset, refused, or lost
+// while redialling) are tried openAttempts times, waiting openRetryDelay,
+// then twice as long each time. The engine resumes a read cut mid-file,
+// but an open that fails ends a restore: on a link that drops
+// connections, the next open often comes while it is down.
+const (
+	openAttempts   = 4
+	openRetryDelay = 100 * time.Millisecond
+)
+
 // OpenLTXFile opens a file at offset; size 0 reads to the end.
 func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	delay := openRetryDelay
+	for attempt := 1; ; attempt++ {
+		rc, err := c.openLTXFile(ctx, level, minTXID, maxTXID, offset, size)
+		if err == nil || attempt == openAttempts || !isNetworkFailure(err) || ctx.Err() != nil {
+			return rc, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (%w)", ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
+}
+
+// isNetworkFailure reports whether err means the server could not be
+// reached or the connection failed, rather than that it refused the
+// request (a missing file, a denied login, an unknown host key).
+func isNetworkFailure(err error) bool {
+	var opErr *net.OpError
+	return isConnLost(err) || errors.As(err, &opErr)
+}
+
+func (c *ReplicaClient) openLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	p := c.filePath(level, minTXID, maxTXID)
 	var f *sftp.File
 	var conn *connection

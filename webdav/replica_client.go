@@ -228,15 +228,49 @@ func (c *ReplicaClient) readHeader(ctx context.Context, info *ltx.FileInfo) ([]b
 	return b, nil
 }
 
+// Opens that fail in the network (connection reset or refused, no
+// answer) are tried openAttempts times, waiting openRetryDelay, then
+// twice as long each time. The engine resumes a read cut mid-file, but an
+// open that fails ends a restore: on a link that drops connections, the
+// next open often comes while it is down.
+const (
+	openAttempts   = 4
+	openRetryDelay = 100 * time.Millisecond
+)
+
 // OpenLTXFile opens a file at offset; size 0 reads to the end. Reads from
 // an offset use an HTTP Range request; gowebdav falls back to skipping
 // bytes when a server ignores ranges.
 func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	delay := openRetryDelay
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		cl := c.begin(ctx)
+		rc, err := c.openLTXFile(cl, level, minTXID, maxTXID, offset, size)
+		if err == nil || attempt == openAttempts || !cl.networkFailed() || ctx.Err() != nil {
+			return rc, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (%w)", ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay *= 2
 	}
+}
+
+// networkFailed reports whether a request of the call failed in the
+// network rather than with an answer from the server.
+func (cl *call) networkFailed() bool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.netErr != nil
+}
+
+func (c *ReplicaClient) openLTXFile(cl *call, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	p := c.filePath(level, minTXID, maxTXID)
-	cl := c.begin(ctx)
 	var rc io.ReadCloser
 	var err error
 	switch {
