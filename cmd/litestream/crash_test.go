@@ -94,7 +94,7 @@ func waitForNewFileOrDump(t *testing.T, replicaDir, dbPath string, n int, rep, a
 	if len(levelZeroNames(t, replicaDir)) > n {
 		return
 	}
-	ended := fmt.Sprintf("WAL %d bytes (%s), application %s, replicate %s", fileSize(dbPath+"-wal"), walChain(dbPath+"-wal"), procState(app), procState(rep))
+	ended := fmt.Sprintf("WAL %d bytes (%s; %s), application %s, replicate %s", fileSize(dbPath+"-wal"), walChain(dbPath+"-wal"), lastCopyVsWAL(dbPath), procState(app), procState(rep))
 	last := func(names []string) []string { return names[max(0, len(names)-3):] }
 	local, _ := os.ReadDir(filepath.Join(filepath.Dir(dbPath), "."+filepath.Base(dbPath)+"-litestream", "ltx", "0"))
 	var localNames []string
@@ -154,6 +154,61 @@ func walChain(path string) string {
 	}
 	return fmt.Sprintf("page size %d, ckpt seq %d, salts %08x/%08x; %d chained frames, last commit ends at %d, chain ends: %s",
 		pageSize, be.Uint32(b[12:]), salt1, salt2, frames, lastCommitEnd, breakWhy)
+}
+
+// lastCopyVsWAL compares the newest local level-0 file copied from the
+// WAL's current generation with the WAL frames now at the offsets it was
+// copied from. A difference means those frames were overwritten after
+// the replicator copied them: it shipped a transaction that SQLite never
+// made visible (a writer killed between writing its commit frame and
+// publishing it in the wal-index), and its running checksum no longer
+// matches the WAL, so it cannot continue.
+func lastCopyVsWAL(dbPath string) string {
+	wal, err := os.ReadFile(dbPath + "-wal")
+	if err != nil || len(wal) < 32 {
+		return fmt.Sprintf("WAL unreadable: %v", err)
+	}
+	be := binary.BigEndian
+	salt1, salt2, pageSize := be.Uint32(wal[16:]), be.Uint32(wal[20:]), int64(be.Uint32(wal[8:]))
+	dir := filepath.Join(filepath.Dir(dbPath), "."+filepath.Base(dbPath)+"-litestream", "ltx", "0")
+	entries, _ := os.ReadDir(dir)
+	for i := len(entries) - 1; i >= 0; i-- {
+		b, err := os.ReadFile(filepath.Join(dir, entries[i].Name()))
+		if err != nil {
+			continue
+		}
+		dec := ltx.NewDecoder(bytes.NewReader(b))
+		if dec.DecodeHeader() != nil {
+			continue
+		}
+		h := dec.Header()
+		if h.WALSize == 0 || h.WALSalt1 != salt1 || h.WALSalt2 != salt2 {
+			continue
+		}
+		// The WAL's frames in the copied range, last version of each page.
+		frameSize := 24 + pageSize
+		now := map[uint32][]byte{}
+		for off := h.WALOffset; off+frameSize <= h.WALOffset+h.WALSize && off+frameSize <= int64(len(wal)); off += frameSize {
+			now[be.Uint32(wal[off:])] = wal[off+24 : off+frameSize]
+		}
+		differ, compared := 0, 0
+		data := make([]byte, h.PageSize)
+		for {
+			var ph ltx.PageHeader
+			if err := dec.DecodePage(&ph, data); err != nil {
+				break
+			}
+			if frame, ok := now[ph.Pgno]; ok {
+				compared++
+				if !bytes.Equal(frame, data) {
+					differ++
+				}
+			}
+		}
+		return fmt.Sprintf("newest copy of this WAL generation: %s (WAL offset %d..%d): %d of %d pages differ from the WAL frames now at those offsets",
+			entries[i].Name(), h.WALOffset, h.WALOffset+h.WALSize, differ, compared)
+	}
+	return "no local level-0 file from this WAL generation"
 }
 
 // walSum is SQLite's WAL checksum.
