@@ -6,6 +6,7 @@
 package ltxfile
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -78,9 +79,13 @@ func ReadHeader(r io.Reader) (ltx.Header, error) {
 	return dec.Header(), nil
 }
 
+// wholeFileBuf buffers a decoder that reads a whole file, which would
+// otherwise issue three small reads per page.
+const wholeFileBuf = 64 << 10
+
 // Verify decodes a whole file and checks its file checksum.
 func Verify(r io.Reader) (ltx.Header, error) {
-	dec := ltx.NewDecoder(r)
+	dec := ltx.NewDecoder(bufio.NewReaderSize(r, wholeFileBuf))
 	dec.SetRetainPageIndex(false)
 	if err := dec.Verify(); err != nil {
 		return dec.Header(), err
@@ -92,7 +97,7 @@ func Verify(r io.Reader) (ltx.Header, error) {
 // minTXID instead; every other header field and every page is kept. It
 // turns a full-image level-0 file N-N into the snapshot 1-N.
 func Rebase(w io.Writer, r io.Reader, minTXID ltx.TXID) error {
-	dec := ltx.NewDecoder(r)
+	dec := ltx.NewDecoder(bufio.NewReaderSize(r, wholeFileBuf))
 	dec.SetRetainPageIndex(false)
 	if err := dec.DecodeHeader(); err != nil {
 		return fmt.Errorf("rebase: decode header: %w", err)
