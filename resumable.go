@@ -37,6 +37,11 @@ func openResumable(ctx context.Context, client ReplicaClient, info *ltx.FileInfo
 }
 
 func (r *resumableReader) Read(p []byte) (int, error) {
+	// Backends that read local files never look at ctx; checking it here
+	// (once per buffered read) lets a cancelled restore stop mid-file.
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
 	for {
 		n, err := r.rc.Read(p)
 		r.offset += int64(n)
