@@ -85,16 +85,16 @@ func (c *ReplicaClient) AcquireLease(ctx context.Context, owner string, ttl time
 // RenewLease extends the lease if it is still the last message on the
 // subject.
 func (c *ReplicaClient) RenewLease(ctx context.Context, lease *litestream.Lease, ttl time.Duration) (*litestream.Lease, error) {
-	seq, err := strconv.ParseUint(lease.Token, 10, 64)
-	if err != nil {
-		return nil, c.errorf("renew lease: invalid token %q", lease.Token)
-	}
 	s, err := c.leaseStream(ctx)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := withRequestTimeout(ctx)
 	defer cancel()
+	seq, err := strconv.ParseUint(lease.Token, 10, 64)
+	if err != nil || seq == 0 { // not a token of ours: only say who holds the lease
+		return nil, c.lostLease(ctx, s, ttl)
+	}
 	next, err := c.publishLease(ctx, s, litestream.MarshalLease(lease.Owner, time.Now().Add(ttl)), seq)
 	if isWrongLastSequence(err) {
 		return nil, c.lostLease(ctx, s, ttl)
@@ -106,8 +106,8 @@ func (c *ReplicaClient) RenewLease(ctx context.Context, lease *litestream.Lease,
 // last message on the subject.
 func (c *ReplicaClient) ReleaseLease(ctx context.Context, lease *litestream.Lease) error {
 	seq, err := strconv.ParseUint(lease.Token, 10, 64)
-	if err != nil {
-		return c.errorf("release lease: invalid token %q", lease.Token)
+	if err != nil || seq == 0 {
+		return nil // not a token of ours: nothing to release
 	}
 	s, err := c.leaseStream(ctx)
 	if err != nil {
@@ -196,7 +196,7 @@ func (c *ReplicaClient) readLease(ctx context.Context, s *leaseStream, ttl time.
 func (c *ReplicaClient) lostLease(ctx context.Context, s *leaseStream, ttl time.Duration) error {
 	cur, err := c.readLease(ctx, s, ttl)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return &litestream.LeaseHeldError{Object: c.leaseObject(), Owner: "nobody (the lease was purged)"}
+		return &litestream.LeaseHeldError{Object: c.leaseObject(), Owner: "nobody (no lease stored)"}
 	} else if err != nil {
 		return &litestream.LeaseHeldError{Object: c.leaseObject(), Owner: fmt.Sprintf("another process (lease unreadable: %v)", err)}
 	}

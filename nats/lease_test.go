@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -109,4 +110,31 @@ func jetstreamFor(t *testing.T) jetstream.JetStream {
 		t.Fatal(err)
 	}
 	return js
+}
+
+// TestLeaseForeignToken: a renewal with a token that is no sequence
+// number (another backend's, or a probe's) is refused naming the holder,
+// and releasing with it does nothing.
+func TestLeaseForeignToken(t *testing.T) {
+	cfg, _ := testBucket(t)
+	ctx := context.Background()
+	c := newClient(t, cfg)
+	probe := &litestream.Lease{Owner: "probe", Token: `"never-a-token"`}
+	var held *litestream.LeaseHeldError
+	if _, err := c.RenewLease(ctx, probe, time.Minute); !errors.As(err, &held) || held.Owner != "nobody (no lease stored)" {
+		t.Fatalf("probe of an empty replica: %v", err)
+	}
+	l, err := c.AcquireLease(ctx, "owner-a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RenewLease(ctx, probe, time.Minute); !errors.As(err, &held) || held.Owner != "owner-a" || !held.Expires.Equal(l.Expires) {
+		t.Fatalf("probe of a held lease: %v", err)
+	}
+	if err := c.ReleaseLease(ctx, probe); err != nil {
+		t.Fatalf("release with a foreign token: %v", err)
+	}
+	if _, err := c.RenewLease(ctx, l, time.Minute); err != nil {
+		t.Fatalf("lease lost after a release with a foreign token: %v", err)
+	}
 }
