@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -661,4 +662,137 @@ func TestBugStartRacingUnregister(t *testing.T) {
 		}
 	}
 	t.Log("the race was not hit this time: no conclusion")
+}
+
+// TestBugPhantomTransactionFromKilledWriter: the replicator copies a
+// transaction that SQLite never made visible, and then copies nothing more.
+//
+// Found by the crash suite's long form (every run stalled within 82–239
+// kill cycles: "no new replica file within 30s", the application writing,
+// the WAL growing past 100 MB, replicate busy yet shipping nothing). An
+// application killed after writing its commit frame to the WAL but before
+// publishing it in the wal-index leaves a valid, checksummed transaction
+// past the wal-index's last frame. SQLite ignores it (while another
+// connection keeps the wal-index, nothing runs recovery) and its next
+// transaction overwrites those frames. The engine (wal.go scanWAL, called
+// from db.go syncWAL and copyUnderWriteLock) reads the WAL file up to the
+// last valid commit frame, not up to the wal-index's mxFrame, so it ships
+// the unpublished transaction; once SQLite overwrites those frames the
+// running checksum it resumes from no longer matches, every later scan
+// stops at its first frame, and nothing is copied again — no error, no
+// checkpoint (the WAL grows without bound), and `sync -wait` answers OK for
+// commits that never reach the replica.
+//
+// The test makes the killed writer's leftovers itself: one forged frame
+// (a copy of the last page, with the commit flag and a valid checksum)
+// appended after the last published frame, as a writer killed at that
+// moment leaves it.
+func TestBugPhantomTransactionFromKilledWriter(t *testing.T) {
+	if !runBugTests() {
+		t.Skip("BUG: the replicator ships a transaction that a killed writer left unpublished in the WAL, then stalls for good once SQLite overwrites it (wal.go scanWAL reads past the wal-index's mxFrame); LITESTREAM_RUN_BUGS=1 runs it")
+	}
+	dir := t.TempDir()
+	sock, dbPath, replicaDir := filepath.Join(dir, "ls.sock"), filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
+	app := openStressApp(t, dbPath)
+	mustExec(t, app, "PRAGMA wal_autocheckpoint = 0")
+	commit := func(seq int) {
+		mustExec(t, app, "INSERT INTO ledger VALUES (?, ?, ?)", seq, seq, fmt.Appendf(nil, "row %d", seq))
+		mustExec(t, app, "UPDATE state SET last_seq = ?", seq)
+	}
+	for seq := 1; seq <= 5; seq++ {
+		commit(seq)
+	}
+	cfg := writeConfig(t, dir, fmt.Sprintf("socket:\n  enabled: true\n  path: %s\ndbs:\n  - path: %s\n    monitor-interval: 10ms\n    min-checkpoint-page-count: 100000\n    checkpoint-interval: 1h\n    replica:\n      path: %s\n      sync-interval: 10ms\n", sock, dbPath, replicaDir))
+	d := startDaemon(t, cfg)
+	d.waitLog(t, `msg="control socket (listening)"`)
+	controlJSON(t, sock, "sync", "-wait", dbPath)
+	// A reader of the application pins the WAL, as the application's own
+	// readers do: SQLite then appends after the last published frame
+	// instead of starting a new WAL generation.
+	for seq := 6; seq <= 8; seq++ {
+		commit(seq)
+	}
+	reader, err := sql.Open("sqlite", dbPath+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	rtx, err := reader.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rtx.Rollback()
+	var n int
+	if err := rtx.QueryRow("SELECT COUNT(*) FROM ledger").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	controlJSON(t, sock, "sync", "-wait", dbPath)
+	before := len(levelZeroNames(t, replicaDir))
+
+	forgeUnpublishedCommit(t, dbPath+"-wal")
+	// Bounded look: does the replicator ship what SQLite never published?
+	shipped := false
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end) && !shipped; time.Sleep(10 * time.Millisecond) {
+		shipped = len(levelZeroNames(t, replicaDir)) > before
+	}
+
+	commit(9) // SQLite writes this over the forged frame
+	code, stdout, stderr := runCLI(t, "sync", "-socket", sock, "-wait", "-timeout", "10", dbPath)
+	want := readAppState(t, app)
+	latest := filepath.Join(t.TempDir(), "latest.db")
+	if c, _, e := runCLI(t, "restore", "-o", latest, "file://"+replicaDir); c != 0 {
+		t.Fatalf("restore: %s", e)
+	}
+	got := readRestored(t, latest)
+	if shipped || got != want {
+		t.Fatalf("unpublished transaction shipped: %v; after the next commit sync -wait exited %d (%s%s); the latest restore has seq 1..%d, the application committed 1..%d; replicate output:\n%s",
+			shipped, code, strings.TrimSpace(stdout), strings.TrimSpace(stderr), got.maxSeq, want.maxSeq, tail(d.out.String(), 3000))
+	}
+}
+
+// forgeUnpublishedCommit appends to a WAL, after its last valid commit
+// frame, one more valid commit frame (a copy of the last frame's page) —
+// what a writer killed before updating the wal-index leaves behind.
+func forgeUnpublishedCommit(t *testing.T, walPath string) {
+	t.Helper()
+	b, err := os.ReadFile(walPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := binary.BigEndian
+	bigEndian := be.Uint32(b[0:]) == 0x377f0683
+	frameSize := 24 + int(be.Uint32(b[8:]))
+	salt1, salt2 := be.Uint32(b[16:]), be.Uint32(b[20:])
+	sum := [2]uint32{be.Uint32(b[24:]), be.Uint32(b[28:])}
+	end, endSum, last := 32, sum, -1
+	for off := 32; off+frameSize <= len(b); off += frameSize {
+		f := b[off : off+frameSize]
+		if be.Uint32(f[8:]) != salt1 || be.Uint32(f[12:]) != salt2 {
+			break
+		}
+		sum = walSum(bigEndian, sum, f[:8])
+		sum = walSum(bigEndian, sum, f[24:])
+		if sum[0] != be.Uint32(f[16:]) || sum[1] != be.Uint32(f[20:]) {
+			break
+		}
+		if be.Uint32(f[4:]) != 0 {
+			end, endSum, last = off+frameSize, sum, off
+		}
+	}
+	if last < 0 {
+		t.Fatal("no committed frame in the WAL to copy")
+	}
+	frame := append([]byte(nil), b[last:last+frameSize]...) // pgno and commit size as the last commit
+	s := walSum(bigEndian, endSum, frame[:8])
+	s = walSum(bigEndian, s, frame[24:])
+	be.PutUint32(frame[16:], s[0])
+	be.PutUint32(frame[20:], s[1])
+	f, err := os.OpenFile(walPath, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(frame, int64(end)); err != nil {
+		t.Fatal(err)
+	}
 }
