@@ -37,6 +37,12 @@ import (
 // The lease's expiry is in the file, to the nanosecond, and its token is
 // a hash of the file's content, so any rewrite changes it. A release
 // writes a lease with no owner that has already expired.
+//
+// A server without WebDAV locks (LOCK answered 405 or 501, e.g. nginx's
+// dav module) still gets the lease, changed without the mutex: a second
+// process starting while the first holds the lease waits as usual, but
+// two processes acquiring a free lease within the same few milliseconds
+// could both believe they hold it.
 
 var _ litestream.Leaser = (*ReplicaClient)(nil)
 
@@ -153,6 +159,15 @@ func (c *ReplicaClient) withLeaseMutex(ctx context.Context, owner string, create
 			continue
 		case status == http.StatusConflict:
 			return &litestream.LeaseHeldError{Object: c.leaseObject(), Owner: "nobody (the replica's collection is missing)"}
+		case status == http.StatusMethodNotAllowed || status == http.StatusNotImplemented:
+			// No WebDAV locks on this server (class 1 only, like nginx's
+			// dav module): change the lease without the mutex.
+			if create {
+				if err := c.begin(ctx).MkdirAll(c.root, 0o755); err != nil {
+					return c.leaseError("create collection", c.root, err)
+				}
+			}
+			return fn("")
 		case status != http.StatusLocked:
 			return c.leaseError("LOCK", p, fmt.Errorf("server answered HTTP %d %s", status, http.StatusText(status)))
 		case time.Now().After(deadline):
@@ -235,13 +250,15 @@ func (c *ReplicaClient) readLease(ctx context.Context, ttl time.Duration) (*lite
 	return lease, nil
 }
 
-// writeLease stores b as the lease, under our lock token.
+// writeLease stores b as the lease, under our lock token (none without
+// WebDAV locks).
 func (c *ReplicaClient) writeLease(ctx context.Context, token string, b []byte) (*litestream.Lease, error) {
 	p := c.leasePath()
-	rs, err := c.leaseRequest(ctx, http.MethodPut, p, b, http.Header{
-		"If":           {"(<" + token + ">)"},
-		"Content-Type": {"application/json"},
-	})
+	hdr := http.Header{"Content-Type": {"application/json"}}
+	if token != "" {
+		hdr.Set("If", "(<"+token+">)")
+	}
+	rs, err := c.leaseRequest(ctx, http.MethodPut, p, b, hdr)
 	if err != nil {
 		return nil, err
 	}

@@ -5,14 +5,18 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	xwebdav "golang.org/x/net/webdav"
+
 	"github.com/sqlitebackup/litestream"
 	"github.com/sqlitebackup/litestream/replicatest"
+	"github.com/sqlitebackup/litestream/webdav"
 )
 
 // TestLeaseConformance runs the shared lease suite against the WebDAV
@@ -84,5 +88,51 @@ func TestLeaseMissingCollection(t *testing.T) {
 	}
 	if _, err := os.Stat(localDir(cfg)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("collection created by a renewal (stat: %v)", err)
+	}
+}
+
+// TestLeaseWithoutLocking: on a server that answers LOCK with 405 (a
+// class-1 WebDAV server such as nginx's dav module; here x/net/webdav
+// with locking refused) the lease still works for processes that do not
+// race each other.
+func TestLeaseWithoutLocking(t *testing.T) {
+	dav := &xwebdav.Handler{FileSystem: xwebdav.NewMemFS(), LockSystem: xwebdav.NewMemLS()}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "LOCK" || r.Method == "UNLOCK" {
+			http.Error(w, "no locking here", http.StatusMethodNotAllowed)
+			return
+		}
+		dav.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	newClient := func() *webdav.ReplicaClient {
+		c, err := webdav.NewReplicaClient(webdav.Config{URL: srv.URL, Path: "/db"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ctx := context.Background()
+	a, b := newClient(), newClient()
+	la, err := a.AcquireLease(ctx, "owner-a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held *litestream.LeaseHeldError
+	if _, err := b.AcquireLease(ctx, "owner-b", time.Minute); !errors.As(err, &held) || held.Owner != "owner-a" {
+		t.Fatalf("second acquisition: %v, want held by owner-a", err)
+	}
+	if la, err = a.RenewLease(ctx, la, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ReleaseLease(ctx, la); err != nil {
+		t.Fatal(err)
+	}
+	lb, err := b.AcquireLease(ctx, "owner-b", time.Minute)
+	if err != nil {
+		t.Fatalf("acquisition after release: %v", err)
+	}
+	if _, err := a.RenewLease(ctx, la, time.Minute); !errors.As(err, &held) || held.Owner != "owner-b" || !held.Expires.Equal(lb.Expires) {
+		t.Fatalf("renewal of a released lease: %v, want held by owner-b", err)
 	}
 }
