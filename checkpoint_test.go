@@ -2,6 +2,7 @@ package litestream_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -11,10 +12,14 @@ import (
 	"github.com/sqlitebackup/litestream"
 )
 
-// levelZeroHeader reads the header of a replica level-0 file.
+// levelZeroHeader reads the replica's file of txid: in level 0, or in the
+// snapshot level when it was the replica's first file.
 func levelZeroHeader(t *testing.T, h *harness, txid ltx.TXID) (ltx.Header, int) {
 	t.Helper()
 	rc, err := h.client.OpenLTXFile(context.Background(), 0, txid, txid, 0, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		rc, err = h.client.OpenLTXFile(context.Background(), litestream.SnapshotLevel, 1, txid, 0, 0)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,21 +64,26 @@ func wantLeaseHeld(t *testing.T, what string, err error, holder string) {
 // file of the same name in db's meta directory.
 func sameLevelZero(t *testing.T, replicaDir string, db *litestream.DB) int {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(replicaDir, "ltx", "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		got, err := os.ReadFile(filepath.Join(replicaDir, "ltx", "0", e.Name()))
-		if err != nil {
+	n := 0
+	// The first file of an empty replica goes to the snapshot level.
+	for _, level := range []string{"0", "9"} {
+		entries, err := os.ReadDir(filepath.Join(replicaDir, "ltx", level))
+		if err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)
 		}
-		want, err := os.ReadFile(filepath.Join(db.LTXDir(), e.Name()))
-		if err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("replica file %s is not the holder's (%v)", e.Name(), err)
+		for _, e := range entries {
+			got, err := os.ReadFile(filepath.Join(replicaDir, "ltx", level, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := os.ReadFile(filepath.Join(db.LTXDir(), e.Name()))
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("replica file %s of level %s is not the holder's (%v)", e.Name(), level, err)
+			}
 		}
+		n += len(entries)
 	}
-	return len(entries)
+	return n
 }
 
 // TestLeaseSecondWriterRefused: while one replicator holds the lease,
@@ -115,10 +120,9 @@ func TestLeaseSecondWriterRefused(t *testing.T) {
 		t.Fatal("second replicator claims the lease")
 	}
 	n := sameLevelZero(t, replicaDir, a.db)
-	for _, level := range []string{"1", "9"} {
-		if entries, _ := os.ReadDir(filepath.Join(replicaDir, "ltx", level)); len(entries) != 0 {
-			t.Fatalf("level %s has %d files written without the lease", level, len(entries))
-		}
+	// sameLevelZero checked that levels 0 and 9 hold only the holder's files.
+	if entries, _ := os.ReadDir(filepath.Join(replicaDir, "ltx", "1")); len(entries) != 0 {
+		t.Fatalf("level 1 has %d files written without the lease", len(entries))
 	}
 
 	// The holder keeps writing, compaction included.
@@ -130,7 +134,7 @@ func TestLeaseSecondWriterRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := sameLevelZero(t, replicaDir, a.db); got != n+1 {
-		t.Fatalf("replica has %d level-0 files, want %d", got, n+1)
+		t.Fatalf("replica has %d level-0 and snapshot files, want %d", got, n+1)
 	}
 
 	// The holder stops and releases; the other continues after it.
@@ -325,7 +329,7 @@ func TestLeaseRenewedDuringLongWrite(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("upload did not finish")
 	}
-	if _, err := os.Stat(filepath.Join(replicaDir, "ltx", "0", ltx.FormatFilename(1, 1))); err != nil {
+	if _, err := os.Stat(filepath.Join(replicaDir, "ltx", "9", ltx.FormatFilename(1, 1))); err != nil {
 		t.Fatal(err)
 	}
 }

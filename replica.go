@@ -147,7 +147,7 @@ func (r *Replica) Sync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("full image for replica: %w", err)
 	}
-	if err := r.uploadSnapshot(ctx, txid); err != nil {
+	if err := r.uploadSnapshot(ctx, txid, gapAt > 1); err != nil {
 		return err
 	}
 	if gapAt, err = r.upload(ctx); err != nil {
@@ -188,7 +188,15 @@ func (r *Replica) upload(ctx context.Context) (gapAt ltx.TXID, err error) {
 		if info.MinTXID != pos+1 {
 			return pos + 1, nil
 		}
-		if err := r.uploadFile(ctx, info, progress); err != nil {
+		level := 0
+		if pos == 0 {
+			// The first file of an empty replica is a full image: it goes
+			// to the snapshot level only, where restores start, and level
+			// 0 continues after it. A copy in level 0 would be compacted
+			// into every level above, one more copy of the database each.
+			level = SnapshotLevel
+		}
+		if err := r.uploadFile(ctx, level, info, progress); err != nil {
 			r.mu.Lock()
 			r.posKnown = false // re-read the replica before trusting pos again
 			r.mu.Unlock()
@@ -196,7 +204,7 @@ func (r *Replica) upload(ctx context.Context) (gapAt ltx.TXID, err error) {
 		}
 		pos = info.MaxTXID
 		r.setPos(pos)
-		r.noteLevelMax(0, pos)
+		r.noteLevelMax(level, pos)
 	}
 	r.mu.Lock()
 	r.lastUploadAt = time.Now()
@@ -221,22 +229,24 @@ func (r *Replica) startUploadProgress(infos []*ltx.FileInfo, pos ltx.TXID) *prog
 	return startProgress(r.db.OnProgress, "upload", size, 0)
 }
 
-func (r *Replica) uploadFile(ctx context.Context, info *ltx.FileInfo, progress *progressOp) error {
+func (r *Replica) uploadFile(ctx context.Context, level int, info *ltx.FileInfo, progress *progressOp) error {
 	f, err := r.db.openLocalLTX(info.MinTXID, info.MaxTXID)
 	if err != nil {
-		return &FileError{Op: "upload", Level: 0, MinTXID: info.MinTXID, MaxTXID: info.MaxTXID, Err: err}
+		return &FileError{Op: "upload", Level: level, MinTXID: info.MinTXID, MaxTXID: info.MaxTXID, Err: err}
 	}
 	defer f.Close()
-	if _, err := r.Client.WriteLTXFile(ctx, 0, info.MinTXID, info.MaxTXID, progress.reader(f)); err != nil {
-		return &FileError{Op: "upload", Level: 0, MinTXID: info.MinTXID, MaxTXID: info.MaxTXID, Err: err}
+	if _, err := r.Client.WriteLTXFile(ctx, level, info.MinTXID, info.MaxTXID, progress.reader(f)); err != nil {
+		return &FileError{Op: "upload", Level: level, MinTXID: info.MinTXID, MaxTXID: info.MaxTXID, Err: err}
 	}
 	return nil
 }
 
 // uploadSnapshot re-encodes the full-image level-0 file txid as snapshot
-// 1-txid in the snapshot level, then marks the replica as positioned just
-// before txid so the level-0 file itself is uploaded next.
-func (r *Replica) uploadSnapshot(ctx context.Context, txid ltx.TXID) error {
+// 1-txid in the snapshot level. With bridge, it then marks the replica as
+// positioned just before txid, so the level-0 file itself is uploaded
+// next and the levels below the snapshot stay contiguous; an empty
+// replica needs no bridge.
+func (r *Replica) uploadSnapshot(ctx context.Context, txid ltx.TXID, bridge bool) error {
 	f, err := r.db.openLocalLTX(txid, txid)
 	if err != nil {
 		return fmt.Errorf("open full image: %w", err)
@@ -255,7 +265,11 @@ func (r *Replica) uploadSnapshot(ctx context.Context, txid ltx.TXID) error {
 	if err != nil {
 		return &FileError{Op: "upload snapshot", Level: SnapshotLevel, MinTXID: 1, MaxTXID: txid, Err: err}
 	}
-	r.setPos(txid - 1)
+	r.noteLevelMax(SnapshotLevel, txid)
+	if bridge {
+		txid--
+	}
+	r.setPos(txid)
 	return nil
 }
 

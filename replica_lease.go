@@ -407,18 +407,33 @@ func (r *Replica) wroteNewest(ctx context.Context, txid ltx.TXID) (bool, error) 
 	} else if err != nil {
 		return false, err
 	}
-	rc, err := r.Client.OpenLTXFile(ctx, 0, txid, txid, 0, ltx.HeaderSize)
+	remote, err := r.remoteHeader(ctx, 0, txid, txid)
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil // not a level-0 file of ours
-	} else if err != nil {
-		return false, fmt.Errorf("read replica level-0 file %s: %w", ltx.FormatFilename(txid, txid), err)
+		// The first file of an empty replica is uploaded to the snapshot
+		// level only (rebased to start at TXID 1 when it recovered a gap).
+		remote, err = r.remoteHeader(ctx, SnapshotLevel, 1, txid)
+		remote.MinTXID, remote.PreApplyChecksum = local.MinTXID, local.PreApplyChecksum
 	}
-	defer rc.Close()
-	remote, err := ltxfile.ReadHeader(rc)
-	if err != nil {
-		return false, &FileError{Op: "compare with local file", Level: 0, MinTXID: txid, MaxTXID: txid, Err: err}
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil // not a file of ours
+	} else if err != nil {
+		return false, err
 	}
 	return remote == local, nil
+}
+
+// remoteHeader reads the header of one replica file.
+func (r *Replica) remoteHeader(ctx context.Context, level int, minTXID, maxTXID ltx.TXID) (ltx.Header, error) {
+	rc, err := r.Client.OpenLTXFile(ctx, level, minTXID, maxTXID, 0, ltx.HeaderSize)
+	if err != nil {
+		return ltx.Header{}, &FileError{Op: "compare with local file", Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Err: err}
+	}
+	defer rc.Close()
+	hdr, err := ltxfile.ReadHeader(rc)
+	if err != nil {
+		return ltx.Header{}, &FileError{Op: "compare with local file", Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Err: err}
+	}
+	return hdr, nil
 }
 
 // localHeader reads the header of the local level-0 file of txid.

@@ -60,7 +60,10 @@ func TestRestoreResumesMidFile(t *testing.T) {
 	mustExec(t, h.app, "CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
 	insertRows(t, h, 200)
 	h.sync()
-	infos, _ := litestream.LTXFileInfos(context.Background(), h.client, 0, 0, false)
+	infos, _ := litestream.LTXFileInfos(context.Background(), h.client, litestream.SnapshotLevel, 0, false)
+	if len(infos) == 0 {
+		t.Fatal("no snapshot in the replica")
+	}
 	flaky := &flakyClient{ReplicaClient: h.client, cut: infos[0].Size / 3}
 	real := h.client
 	h.client = nil

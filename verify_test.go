@@ -71,7 +71,7 @@ func TestPeriodicVerify(t *testing.T) {
 	if got := counterOrZero("litestream_verify_problems", labels); got != 0 {
 		t.Fatalf("%v problems on a healthy replica", got)
 	}
-	p := filepath.Join(h.dir, "replica", "ltx", "0", "0000000000000001-0000000000000001.ltx")
+	p := filepath.Join(h.dir, "replica", "ltx", "9", "0000000000000001-0000000000000001.ltx")
 	b, _ := os.ReadFile(p)
 	b[len(b)/2] ^= 0xff
 	os.WriteFile(p, b, 0o644)

@@ -21,22 +21,38 @@ import (
 	"github.com/superfly/ltx"
 )
 
-// levelZeroNames lists the level-0 file names of a replica.
+// levelZeroNames lists the file names of a replica's level-0 history:
+// its first file, which an empty replica keeps in the snapshot level only,
+// then level 0.
 func levelZeroNames(t *testing.T, replicaDir string) []string {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(replicaDir, "ltx", "0"))
-	if os.IsNotExist(err) {
-		return nil
-	} else if err != nil {
-		t.Fatal(err)
-	}
 	var names []string
-	for _, e := range entries {
-		if _, _, err := ltx.ParseFilename(e.Name()); err == nil {
+	for _, level := range []string{"9", "0"} {
+		entries, err := os.ReadDir(filepath.Join(replicaDir, "ltx", level))
+		if os.IsNotExist(err) {
+			continue
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			min, max, err := ltx.ParseFilename(e.Name())
+			if err != nil || level == "9" && (min != 1 || max != 1) {
+				continue // only the replica's first file, 1-1, is history
+			}
 			names = append(names, e.Name())
 		}
 	}
+	sort.Strings(names)
 	return names
+}
+
+// replicaHistoryPath is the path of a file levelZeroNames listed.
+func replicaHistoryPath(replicaDir, name string) string {
+	p := filepath.Join(replicaDir, "ltx", "0", name)
+	if _, err := os.Stat(p); err != nil && name == ltx.FormatFilename(1, 1) {
+		return filepath.Join(replicaDir, "ltx", "9", name)
+	}
+	return p
 }
 
 // replicaFiles returns the SHA-256 of every level-0 file in a replica.
@@ -54,7 +70,7 @@ func replicaFilesCached(t *testing.T, replicaDir string, known map[string]string
 			m[name] = sum
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(replicaDir, "ltx", "0", name))
+		b, err := os.ReadFile(replicaHistoryPath(replicaDir, name))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -125,12 +125,13 @@ func TestReplicateDirOnce(t *testing.T) {
 }
 
 // replicaDBs lists the relative paths of the replicas under root (every
-// directory holding an ltx/0 directory), sorted.
+// directory holding an ltx/9 directory: an empty replica's first file
+// goes there), sorted.
 func replicaDBs(t *testing.T, root string) []string {
 	t.Helper()
 	var out []string
 	filepath.WalkDir(root, func(p string, e os.DirEntry, err error) error {
-		if err == nil && e.IsDir() && e.Name() == "0" && filepath.Base(filepath.Dir(p)) == "ltx" {
+		if err == nil && e.IsDir() && e.Name() == "9" && filepath.Base(filepath.Dir(p)) == "ltx" {
 			rel, _ := filepath.Rel(root, filepath.Dir(filepath.Dir(p)))
 			out = append(out, filepath.ToSlash(rel))
 		}

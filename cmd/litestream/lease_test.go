@@ -88,17 +88,26 @@ func (r leaseReplica) holder(t *testing.T) (owner string, expires time.Time) {
 	return held.Owner, held.Expires
 }
 
-// levelZero lists the replica's level-0 files.
+// levelZero lists the replica's level-0 history: its first file, which an
+// empty replica keeps in the snapshot level only, then level 0.
 func (r leaseReplica) levelZero(t *testing.T) []*ltx.FileInfo {
 	t.Helper()
-	infos, err := litestream.LTXFileInfos(context.Background(), r.client, 0, 0, false)
+	snaps, err := litestream.LTXFileInfos(context.Background(), r.client, litestream.SnapshotLevel, 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return infos
+	var infos []*ltx.FileInfo
+	if len(snaps) > 0 && snaps[0].MinTXID == 1 && snaps[0].MaxTXID == 1 {
+		infos = append(infos, snaps[0])
+	}
+	l0, err := litestream.LTXFileInfos(context.Background(), r.client, 0, 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(infos, l0...)
 }
 
-// checkFrom checks that level 0 is contiguous from TXID 1 and that every
+// checkFrom checks that the level-0 history is contiguous from TXID 1 and that every
 // file up to maxTXID is byte for byte the file of the same name in
 // metaDir (written by the first process).
 func (r leaseReplica) checkFrom(t *testing.T, metaDir string, maxTXID ltx.TXID) {
@@ -111,7 +120,7 @@ func (r leaseReplica) checkFrom(t *testing.T, metaDir string, maxTXID ltx.TXID) 
 		if info.MaxTXID > maxTXID {
 			continue
 		}
-		rc, err := r.client.OpenLTXFile(context.Background(), 0, info.MinTXID, info.MaxTXID, 0, 0)
+		rc, err := r.client.OpenLTXFile(context.Background(), info.Level, info.MinTXID, info.MaxTXID, 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

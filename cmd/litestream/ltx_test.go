@@ -125,7 +125,8 @@ func TestLTXCommand(t *testing.T) {
 	var rows []ltxRow
 	runJSON(t, &rows, "ltx", "-json", "-config", f.cfg, f.dirA)
 	checkLTXRows(t, rows)
-	if len(rows) < 2 || rows[0].Level != 0 || rows[0].MinTXID != "0000000000000001" {
+	// TXID 1, the replica's first file, is in the snapshot level only.
+	if len(rows) < 1 || rows[0].Level != 0 || rows[0].MinTXID != "0000000000000002" {
 		t.Fatalf("level 0 of a.db: %+v", rows)
 	}
 	latest := rows[len(rows)-1].MaxTXID
@@ -137,7 +138,8 @@ func TestLTXCommand(t *testing.T) {
 		t.Fatalf("snapshot row: %+v, want level 9 up to %s (all %+v)", last, latest, rows)
 	}
 	runJSON(t, &rows, "ltx", "-json", "-level", "9", "-config", f.cfg, f.single)
-	if len(rows) != 1 || rows[0].Level != 9 {
+	// The replica's first file and the forced snapshot.
+	if len(rows) != 2 || rows[0].Level != 9 || rows[1].Level != 9 || rows[1].MinTXID != "0000000000000001" {
 		t.Fatalf("level 9 of single.db: %+v", rows)
 	}
 	runJSON(t, &rows, "ltx", "-json", "-level", "3", "-config", f.cfg, f.single)
@@ -150,7 +152,7 @@ func TestLTXCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatal(stderr)
 	}
-	if lines := checkTable(t, stdout, "level", "min_txid", "max_txid", "size", "created"); len(lines) == 0 || !strings.HasPrefix(lines[0], "0 ") || !strings.Contains(lines[0], "0000000000000001") {
+	if lines := checkTable(t, stdout, "level", "min_txid", "max_txid", "size", "created"); len(lines) == 0 || !strings.HasPrefix(lines[0], "0 ") || !strings.Contains(lines[0], "0000000000000002") {
 		t.Fatalf("text output:\n%s", stdout)
 	}
 
