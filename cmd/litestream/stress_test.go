@@ -153,7 +153,7 @@ func TestReplicateStressManyDatabases(t *testing.T) {
 		}
 		db.app = openStressApp(t, db.path)
 		dbs[i] = db
-		fmt.Fprintf(&cfg, "  - path: %s\n    monitor-interval: 50ms\n    min-checkpoint-page-count: 40\n    replica:\n      path: %s\n      sync-interval: 50ms\n", db.path, db.replica)
+		fmt.Fprintf(&cfg, "  - path: %s\n    monitor-interval: 100ms\n    min-checkpoint-page-count: 40\n    replica:\n      path: %s\n      sync-interval: 100ms\n", db.path, db.replica)
 	}
 	d := startDaemon(t, writeConfig(t, dir, cfg.String()))
 	d.waitLog(t, `msg="control socket (listening)"`)
@@ -236,7 +236,7 @@ func (r *stressRun) write(db *stressDB, seed uint64, stop <-chan struct{}) {
 		select {
 		case <-stop:
 			return
-		case <-time.After(time.Duration(10+rng.IntN(50)) * time.Millisecond):
+		case <-time.After(time.Duration(20+rng.IntN(80)) * time.Millisecond):
 		}
 		tx, err := db.app.Begin()
 		if err != nil {
