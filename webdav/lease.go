@@ -46,6 +46,10 @@ import (
 
 var _ litestream.Leaser = (*ReplicaClient)(nil)
 
+// errLockLost: the server refused our lock token (HTTP 412), e.g. because
+// the lock timed out while we were slow; the change is decided again.
+var errLockLost = errors.New("the server no longer honours our WebDAV lock (HTTP 412 Precondition Failed)")
+
 const (
 	// leaseMutexTimeout is the server-side timeout of the LOCK taken
 	// around each change: a holder that dies keeps others out this long.
@@ -149,10 +153,14 @@ func (c *ReplicaClient) withLeaseMutex(ctx context.Context, owner string, create
 		case err != nil:
 			return err
 		case token != "":
-			defer c.unlock(ctx, p, token)
-			return fn(token)
+			err := fn(token)
+			c.unlock(ctx, p, token)
+			if errors.Is(err, errLockLost) && time.Now().Before(deadline) {
+				continue // the server dropped our lock: decide again under a new one
+			}
+			return err
 		case status == http.StatusConflict && create && !created:
-			if err := c.begin(ctx).MkdirAll(c.root, 0o755); err != nil {
+			if err := c.mkdirAll(ctx, c.root); err != nil {
 				return c.leaseError("create collection", c.root, err)
 			}
 			created = true
@@ -163,7 +171,7 @@ func (c *ReplicaClient) withLeaseMutex(ctx context.Context, owner string, create
 			// No WebDAV locks on this server (class 1 only, like nginx's
 			// dav module): change the lease without the mutex.
 			if create {
-				if err := c.begin(ctx).MkdirAll(c.root, 0o755); err != nil {
+				if err := c.mkdirAll(ctx, c.root); err != nil {
 					return c.leaseError("create collection", c.root, err)
 				}
 			}
@@ -263,6 +271,9 @@ func (c *ReplicaClient) writeLease(ctx context.Context, token string, b []byte) 
 		return nil, err
 	}
 	defer drain(rs)
+	if rs.StatusCode == http.StatusPreconditionFailed && token != "" {
+		return nil, c.leaseError("write", p, errLockLost)
+	}
 	if rs.StatusCode/100 != 2 {
 		return nil, c.leaseError("write", p, fmt.Errorf("server answered HTTP %d %s", rs.StatusCode, http.StatusText(rs.StatusCode)))
 	}
@@ -322,4 +333,21 @@ func (c *ReplicaClient) leaseError(op, p string, err error) error {
 func drain(rs *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(rs.Body, leaseMaxSize))
 	rs.Body.Close()
+}
+
+// mkdirAll creates a collection and its parents. When two clients create
+// the same one at once the loser gets an error (Apache: 403) although the
+// collection now exists, so a failure is checked with a PROPFIND and the
+// creation retried a bounded number of times.
+func (c *ReplicaClient) mkdirAll(ctx context.Context, p string) error {
+	var err error
+	for range 3 {
+		if err = c.begin(ctx).MkdirAll(p, 0o755); err == nil || ctx.Err() != nil {
+			return err
+		}
+		if fi, serr := c.begin(ctx).Stat(p); serr == nil && fi.IsDir() {
+			return nil
+		}
+	}
+	return err
 }
