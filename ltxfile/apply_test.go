@@ -135,13 +135,13 @@ func TestApplyMatchesNaive(t *testing.T) {
 				if !runs && wr.n != benchPageSize {
 					t.Fatalf("one-page writer got %d bytes in one write", wr.n)
 				}
-				if wr.n > 1<<20 {
-					t.Fatalf("write of %d bytes exceeds the 1 MiB run bound", wr.n)
+				if wr.n > 256<<10 {
+					t.Fatalf("write of %d bytes exceeds the 256 KiB run bound", wr.n)
 				}
 			}
 			for i := 1; runs && i < len(m.writes); i++ {
 				prev := m.writes[i-1]
-				if prev.off+prev.n == m.writes[i].off && prev.n < 1<<20 {
+				if prev.off+prev.n == m.writes[i].off && prev.n < 256<<10 {
 					t.Fatalf("writes %d and %d are consecutive: the run was not gathered", i-1, i)
 				}
 			}

@@ -18,11 +18,13 @@ type budget struct {
 	decode int // bytes of decoded pages in flight, all open inputs together
 }
 
-// applyBudget serves restores, which run alone and want throughput;
-// compactBudget serves compaction inside the replicating daemon, whose
-// memory matters more than its speed.
+// applyBudget serves restores; compactBudget serves compaction inside
+// the replicating daemon. Both are small: every live byte counts about
+// twice in peak memory (the garbage collector lets the heap grow to twice
+// what is live, and the decoder allocates per page), and a few dozen
+// pages of read-ahead per input already keep both cores busy.
 var (
-	applyBudget   = budget{read: 1 << 20, decode: 1 << 20}
+	applyBudget   = budget{read: 512 << 10, decode: 512 << 10}
 	compactBudget = budget{read: 512 << 10, decode: 512 << 10}
 )
 
