@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/superfly/ltx"
 
 	"github.com/sqlitebackup/litestream"
@@ -31,15 +33,32 @@ type leaseReplica struct {
 }
 
 // leaseReplicas returns a fresh file replica and, when their servers are
-// configured (testinfra variables), a fresh prefix on MinIO and versitygw.
+// configured (testinfra variables), a fresh prefix on WebDAV, MinIO and
+// versitygw and a fresh NATS bucket.
 func leaseReplicas(t *testing.T) map[string]func(t *testing.T) leaseReplica {
 	m := map[string]func(t *testing.T) leaseReplica{
 		"file": func(t *testing.T) leaseReplica {
 			return newLeaseReplica(t, "file://"+filepath.Join(t.TempDir(), "replica"))
 		},
 	}
+	if u := os.Getenv("WEBDAV_URL"); u != "" && os.Getenv("WEBDAV_USER") != "" {
+		m["webdav"] = func(t *testing.T) leaseReplica {
+			host := strings.TrimPrefix(u, "http://")
+			url := fmt.Sprintf("webdav://%s:%s@%s/leasetest/%d", os.Getenv("WEBDAV_USER"), os.Getenv("WEBDAV_PASSWORD"), host, time.Now().UnixNano())
+			r := newLeaseReplica(t, url)
+			t.Cleanup(func() { _ = r.client.DeleteAll(context.Background()) })
+			return r
+		}
+	}
+	if u := os.Getenv("NATS_URL"); u != "" && os.Getenv("NATS_USER") != "" {
+		m["nats"] = func(t *testing.T) leaseReplica {
+			bucket := natsBucket(t)
+			host := strings.TrimPrefix(u, "nats://")
+			return newLeaseReplica(t, fmt.Sprintf("nats://%s:%s@%s/%s/app", os.Getenv("NATS_USER"), os.Getenv("NATS_PASSWORD"), host, bucket))
+		}
+	}
 	if os.Getenv("S3_ACCESS_KEY_ID") == "" || os.Getenv("S3_BUCKET") == "" {
-		t.Log("S3 servers not configured (S3_ENDPOINT / VERSITYGW_ENDPOINT, S3_ACCESS_KEY_ID, S3_BUCKET): file replica only")
+		t.Log("S3 servers not configured (S3_ENDPOINT / VERSITYGW_ENDPOINT, S3_ACCESS_KEY_ID, S3_BUCKET): no S3 replicas")
 		return m
 	}
 	servers := map[string]string{"minio": os.Getenv("MINIO_ENDPOINT"), "versitygw": os.Getenv("VERSITYGW_ENDPOINT")}
@@ -61,6 +80,27 @@ func leaseReplicas(t *testing.T) map[string]func(t *testing.T) leaseReplica {
 		}
 	}
 	return m
+}
+
+// natsBucket creates an object-store bucket for one test (the client
+// never creates buckets) and deletes it when the test ends.
+func natsBucket(t *testing.T) string {
+	t.Helper()
+	nc, err := natsgo.Connect(os.Getenv("NATS_URL"), natsgo.UserInfo(os.Getenv("NATS_USER"), os.Getenv("NATS_PASSWORD")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket := fmt.Sprintf("leasetest-%d", time.Now().UnixNano())
+	if _, err := js.CreateObjectStore(t.Context(), jetstream.ObjectStoreConfig{Bucket: bucket}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = js.DeleteObjectStore(context.Background(), bucket) })
+	return bucket
 }
 
 func newLeaseReplica(t *testing.T, url string) leaseReplica {
