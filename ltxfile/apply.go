@@ -237,7 +237,7 @@ func (h *cursorHeap) Pop() any {
 }
 
 func applyGroup(out *pageSink, inputs []Input, res *Result) (ltx.Trailer, error) {
-	trailer, err := merge(inputs, res.PageSize, res.Commit, applyBudget, out.add)
+	trailer, err := merge(inputs, res.PageSize, res.Commit, readAhead, out.add)
 	if err != nil {
 		return trailer, err
 	}
@@ -352,7 +352,7 @@ func Compact(w io.Writer, inputs []Input) (ltx.Header, error) {
 	if err := enc.EncodeHeader(hdr); err != nil {
 		return ltx.Header{}, fmt.Errorf("compact: encode header: %w", err)
 	}
-	if _, err := merge(inputs, hdr.PageSize, hdr.Commit, compactBudget, func(pgno uint32, data []byte) error {
+	if _, err := merge(inputs, hdr.PageSize, hdr.Commit, readAhead, func(pgno uint32, data []byte) error {
 		return enc.EncodePage(ltx.PageHeader{Pgno: pgno}, data)
 	}); err != nil {
 		return ltx.Header{}, fmt.Errorf("compact: %w", err)

@@ -18,15 +18,12 @@ type budget struct {
 	decode int // bytes of decoded pages in flight, all open inputs together
 }
 
-// applyBudget serves restores; compactBudget serves compaction inside
-// the replicating daemon. Both are small: every live byte counts about
-// twice in peak memory (the garbage collector lets the heap grow to twice
-// what is live, and the decoder allocates per page), and a few dozen
-// pages of read-ahead per input already keep both cores busy.
-var (
-	applyBudget   = budget{read: 512 << 10, decode: 512 << 10}
-	compactBudget = budget{read: 512 << 10, decode: 512 << 10}
-)
+// readAhead serves restores and compaction (inside the replicating
+// daemon) alike. It is small: every live byte counts about twice in peak
+// memory (the garbage collector lets the heap grow to twice what is
+// live, and the decoder allocates per page), and a few dozen pages of
+// read-ahead per input already keep both cores busy.
+var readAhead = budget{read: 512 << 10, decode: 512 << 10}
 
 const (
 	minReadBuf = 16 << 10
