@@ -63,8 +63,11 @@ func TestSocketControlEndpoints(t *testing.T) {
 	if sr.Status != StatusSynced || sr.TXID == 0 || sr.ReplicatedTXID < sr.TXID {
 		t.Fatalf("sync -wait: %+v", sr)
 	}
+	// In level 0, or, as the replica's first file, in the snapshot level.
 	if _, err := os.Stat(litestream.LTXFilePath(a.replica, 0, sr.TXID, sr.TXID)); err != nil {
-		t.Fatalf("replica lacks the synced TXID: %v", err)
+		if _, err := os.Stat(litestream.LTXFilePath(a.replica, litestream.SnapshotLevel, 1, sr.TXID)); err != nil || sr.TXID != 1 {
+			t.Fatalf("replica lacks the synced TXID %s: %v", sr.TXID, err)
+		}
 	}
 	tx, err := client.TXID(ctx, a.path)
 	if err != nil || tx.TXID < sr.TXID {
