@@ -94,5 +94,9 @@ func (c *ReplicateCommand) registerDB(path, replicaURL string) (*litestream.DB, 
 	if err != nil {
 		return nil, err
 	}
-	return newDB(dbc, c.cfg, c.logger)
+	db, err := newDB(dbc, c.cfg, c.logger)
+	if err == nil {
+		c.leases.watch(db)
+	}
+	return db, err
 }

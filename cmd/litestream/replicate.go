@@ -30,6 +30,7 @@ type ReplicateCommand struct {
 	dbs            []*litestream.DB
 	store          *litestream.Store
 	watcher        *dirWatcher     // nil unless a `dir:` entry has watch: true
+	leases         *leaseWatcher   // set while the daemon runs
 	bars           *progress.Lines // -once progress on a terminal; nil otherwise
 }
 
@@ -338,10 +339,13 @@ func (c *ReplicateCommand) onceProgress() (bars *progress.Lines, stdout, stderr 
 // runDaemon replicates until a signal arrives or the -exec child exits,
 // then closes every database with a final sync.
 func (c *ReplicateCommand) runDaemon(ctx context.Context, execCmd string) error {
+	c.leases = newLeaseWatcher() // lease.wait: false ends the run
+	defer c.leases.Stop()
 	if err := c.store.Open(); err != nil {
 		return err
 	}
 	for _, db := range c.dbs {
+		c.leases.watch(db)
 		c.logger.Info("replicating", "db", db.Path(), "replica", db.Replica.Client.Type())
 	}
 	ops := c.startOps() // metrics, control socket, heartbeat (daemon_ops.go)
@@ -357,8 +361,6 @@ func (c *ReplicateCommand) runDaemon(ctx context.Context, execCmd string) error 
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(signals)
-	leaseErr, stopLeaseWatch := watchLeases(c.dbs) // lease.wait: false ends the run
-	defer stopLeaseWatch()
 
 	var child *exec.Cmd
 	childDone := make(chan error, 1)
@@ -380,7 +382,7 @@ func (c *ReplicateCommand) runDaemon(ctx context.Context, execCmd string) error 
 		}
 	case runErr = <-childDone:
 		c.logger.Info("subprocess exited, shutting down")
-	case runErr = <-leaseErr:
+	case runErr = <-c.leases.Err():
 		c.logger.Error("replica lease unavailable and lease wait is off; shutting down", "error", runErr)
 		if child != nil {
 			_ = child.Process.Signal(syscall.SIGTERM)
@@ -410,6 +412,7 @@ func (c *ReplicateCommand) addDB(dbc *config.DBConfig) error {
 	if err := c.store.AddDB(db); err != nil {
 		return err
 	}
+	c.leases.watch(db)
 	c.logger.Info("replicating", "db", db.Path(), "replica", db.Replica.Client.Type())
 	return nil
 }
