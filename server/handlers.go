@@ -8,6 +8,8 @@ import (
 	"net/http/pprof"
 	"os"
 	"time"
+
+	"github.com/sqlitebackup/litestream"
 )
 
 func (s *Control) handleInfo(w http.ResponseWriter, r *http.Request) {
@@ -59,6 +61,9 @@ func (s *Control) handleSync(w http.ResponseWriter, r *http.Request) {
 	}
 	st.mu.RLock()
 	defer st.mu.RUnlock()
+	if refuseRemoved(w, db, st) {
+		return
+	}
 	if st.stopped {
 		writeError(w, http.StatusConflict, "database is stopped: "+db.Path(), nil)
 		return
@@ -154,7 +159,11 @@ func (s *Control) handleUnregister(w http.ResponseWriter, r *http.Request) {
 	defer st.mu.Unlock()
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout(req.Timeout))
 	defer cancel()
+	if refuseRemoved(w, db, st) {
+		return // another unregister won the race
+	}
 	err = s.Store.RemoveDB(ctx, path)
+	st.removed, st.stopped = true, true
 	s.forget(db)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "unregister "+path+": final sync failed", err)
@@ -178,6 +187,9 @@ func (s *Control) handleStart(w http.ResponseWriter, r *http.Request) {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if refuseRemoved(w, db, st) {
+		return
+	}
 	if !st.stopped {
 		writeJSON(w, StateResponse{Status: StatusAlreadyRunning, Path: db.Path(), TXID: db.Pos()})
 		return
@@ -207,6 +219,9 @@ func (s *Control) handleStop(w http.ResponseWriter, r *http.Request) {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if refuseRemoved(w, db, st) {
+		return
+	}
 	if st.stopped {
 		writeJSON(w, StateResponse{Status: StatusAlreadyStopped, Path: db.Path(), TXID: db.Pos()})
 		return
@@ -221,6 +236,15 @@ func (s *Control) handleStop(w http.ResponseWriter, r *http.Request) {
 	}
 	s.Logger.Info("database stopped", "db", db.Path(), "txid", db.Pos().String())
 	writeJSON(w, StateResponse{Status: StatusStopped, Path: db.Path(), TXID: db.Pos()})
+}
+
+// refuseRemoved answers 404 for a database unregistered while the request
+// waited for its state lock; the caller holds st.mu.
+func refuseRemoved(w http.ResponseWriter, db *litestream.DB, st *dbState) bool {
+	if st.removed {
+		writeError(w, http.StatusNotFound, "database not found (unregistered): "+db.Path(), nil)
+	}
+	return st.removed
 }
 
 func (s *Control) refuseWhileClosing(w http.ResponseWriter) bool {

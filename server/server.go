@@ -55,6 +55,9 @@ type Control struct {
 type dbState struct {
 	mu      sync.RWMutex // shared by sync; exclusive for start, stop, unregister
 	stopped bool
+	// removed is set by unregister: a request that looked the database
+	// up before and waited for mu must not touch it any more.
+	removed bool
 }
 
 // Listen creates the socket at path with mode perm (see ListenUnix) and
