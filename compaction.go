@@ -109,9 +109,13 @@ func (r *Replica) writeCompacted(ctx context.Context, dst int, infos []*ltx.File
 	}
 	progress := startProgress(r.db.OnProgress, op, totalSize(infos), 0)
 	defer progress.finish()
+	var pages func(done, total int64)
+	if progress != nil {
+		pages = progress.setPages
+	}
 	pr, pw := io.Pipe()
 	go func() {
-		_, err := ltxfile.Compact(pw, progress.countInputs(r.inputs(ctx, infos)))
+		_, err := ltxfile.CompactWithProgress(pw, progress.countInputs(r.inputs(ctx, infos)), pages)
 		pw.CloseWithError(err)
 	}()
 	info, err := r.Client.WriteLTXFile(ctx, dst, minTXID, maxTXID, pr)

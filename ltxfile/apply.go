@@ -325,6 +325,13 @@ const MaxCompactInputs = maxOpen
 // newest input, so a timestamp restore never includes a later change. The
 // output is a snapshot when the first input starts at TXID 1.
 func Compact(w io.Writer, inputs []Input) (ltx.Header, error) {
+	return CompactWithProgress(w, inputs, nil)
+}
+
+// CompactWithProgress is Compact, calling pages (when not nil) after each
+// page written with the count so far and the expected total: the database
+// size in pages for a snapshot, 0 (unknown) for other compactions.
+func CompactWithProgress(w io.Writer, inputs []Input, pages func(done, total int64)) (ltx.Header, error) {
 	if len(inputs) == 0 || len(inputs) > MaxCompactInputs {
 		return ltx.Header{}, fmt.Errorf("compact: %d inputs (want 1..%d)", len(inputs), MaxCompactInputs)
 	}
@@ -352,8 +359,22 @@ func Compact(w io.Writer, inputs []Input) (ltx.Header, error) {
 	if err := enc.EncodeHeader(hdr); err != nil {
 		return ltx.Header{}, fmt.Errorf("compact: encode header: %w", err)
 	}
+	var done, total int64
+	if hdr.IsSnapshot() {
+		total = int64(hdr.Commit)
+		if lock := ltx.LockPgno(hdr.PageSize); lock <= hdr.Commit {
+			total-- // never written
+		}
+	}
 	if _, err := merge(inputs, hdr.PageSize, hdr.Commit, readAhead, func(pgno uint32, data []byte) error {
-		return enc.EncodePage(ltx.PageHeader{Pgno: pgno}, data)
+		if err := enc.EncodePage(ltx.PageHeader{Pgno: pgno}, data); err != nil {
+			return err
+		}
+		if pages != nil {
+			done++
+			pages(done, total)
+		}
+		return nil
 	}); err != nil {
 		return ltx.Header{}, fmt.Errorf("compact: %w", err)
 	}

@@ -123,6 +123,10 @@ func TestProgressOnTerminal(t *testing.T) {
 		if !strings.Contains(line, "100%") || !strings.Contains(line, " MiB / ") {
 			t.Errorf("%s line %q", run.label, line)
 		}
+		// A snapshot writes every page of the database.
+		if pages := queryInt(t, dbPath, "PRAGMA page_count"); run.label == "app.db snapshot" && !strings.Contains(line, fmt.Sprintf("%d/%d pages", pages, pages)) {
+			t.Errorf("snapshot line %q lacks %d/%d pages", line, pages, pages)
+		}
 		if n < 2 {
 			t.Errorf("%s drawn %d times; want its start and its end", run.label, n)
 		}
