@@ -78,7 +78,7 @@ func (b *bench) rowMany(ctx context.Context) (metrics, error) {
 }
 
 // waitAllReplicated polls (every 100 ms, bounded) until every replica
-// holds a level-0 file.
+// holds a level-0 file or its initial snapshot.
 func waitAllReplicated(ctx context.Context, c *child, entries []dbEntry, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	left := entries
@@ -91,7 +91,7 @@ func waitAllReplicated(ctx context.Context, c *child, entries []dbEntry, timeout
 		}
 		var still []dbEntry
 		for _, e := range left {
-			if !hasLTX(filepath.Join(e.Replica, "ltx", "0")) {
+			if !hasLTX(filepath.Join(e.Replica, "ltx", "0")) && !hasLTX(filepath.Join(e.Replica, "ltx", "9")) {
 				still = append(still, e)
 			}
 		}

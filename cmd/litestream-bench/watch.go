@@ -161,7 +161,8 @@ func (rw *replicaWatcher) noteFile(path string, at time.Time) {
 
 // expect registers a marker (committed by the caller but possibly not yet
 // replicated) and returns a channel that receives the appearance time of
-// the first level-0 file holding it. Register before committing.
+// the first level-0 (or initial snapshot) file holding it. Register
+// before committing.
 func (rw *replicaWatcher) expect(marker []byte) <-chan time.Time {
 	mw := &markerWait{marker: marker, found: make(chan time.Time, 1)}
 	rw.mu.Lock()
@@ -178,7 +179,9 @@ func (rw *replicaWatcher) decodeLoop() {
 		case <-rw.quit:
 			return
 		case o := <-rw.work:
-			if o.Level != 0 {
+			// Level 0, or level 9: this tool's first file of an empty
+			// replica (the initial full image) goes there.
+			if o.Level != 0 && o.Level != 9 {
 				continue
 			}
 			if err := rw.search(o, buf); err != nil {
