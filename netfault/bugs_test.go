@@ -30,7 +30,13 @@ func checkSyncDeadline(t *testing.T, b backend, loop bool) {
 	if loop {
 		interval = 10 * time.Millisecond
 	}
-	h := newHarness(t, b.newClient(t, px.addr), func(db *litestream.DB) { db.Replica.SyncInterval = interval })
+	h := newHarness(t, b.newClient(t, px.addr), func(db *litestream.DB) {
+		db.Replica.SyncInterval = interval
+		// An idle lease lapses and is taken again by the next write, a
+		// request the black hole would swallow before any upload starts;
+		// a long TTL keeps the baseline's lease across a slow setup.
+		db.Replica.LeaseTTL = time.Hour
+	})
 	h.commit(baselineRows)
 	h.mustSync("baseline")
 	clear := px.inject(t, blackHole)
