@@ -488,7 +488,7 @@ func (db *DB) syncLocked(ctx context.Context) error {
 	if err := db.checkFileIdentity(); err != nil {
 		return err
 	}
-	wrote, err := db.syncWAL(ctx)
+	wrote, err := db.syncWAL(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -527,7 +527,9 @@ func (db *DB) checkFileIdentity() error {
 var errDBReplaced = errors.New("database file was replaced; reopening")
 
 // syncWAL writes level-0 files for committed frames not yet copied.
-func (db *DB) syncWAL(ctx context.Context) (bool, error) {
+// locked says the caller holds the write lock: the wal-index then tells
+// exactly which frames SQLite published, and the scan stops there.
+func (db *DB) syncWAL(ctx context.Context, locked bool) (bool, error) {
 	if db.needResync {
 		return false, nil // the caller resyncs under the write lock
 	}
@@ -564,11 +566,30 @@ func (db *DB) syncWAL(ctx context.Context) (bool, error) {
 		return false, db.lostContinuity("wal truncated by another process")
 	}
 	limit := fi.Size()
+	if locked && hdr.salt1 == db.pos.salt1 && hdr.salt2 == db.pos.salt2 {
+		same, err := db.checkCopiedFrames(wal, hdr, limit)
+		if err != nil {
+			return false, err
+		}
+		if !same {
+			return false, db.lostContinuity("frames we copied were never published and are overwritten")
+		}
+	}
 	wrote := false
 	for {
 		seg, err := scanWAL(wal, limit, hdr, offset, seed, db.MaxSyncWALBytes)
 		if err != nil {
 			return wrote, err
+		}
+		if seg.empty() && seg.broken {
+			if locked { // nobody is writing: the frames after ours are not our chain's
+				return wrote, db.lostContinuity("frames we copied were never published and are overwritten")
+			}
+			// A frame being written, or frames we copied that SQLite
+			// never published (their writer died) and has overwritten:
+			// the resync, under the write lock, tells which.
+			db.needResync, db.resyncWhy = true, "wal frames after our position do not continue it"
+			return wrote, nil
 		}
 		if seg.empty() {
 			return wrote, nil
@@ -579,6 +600,24 @@ func (db *DB) syncWAL(ctx context.Context) (bool, error) {
 		wrote = true
 		offset, seed = seg.end, seg.checksum
 	}
+}
+
+// checkCopiedFrames runs under the write lock. It reports whether the WAL
+// still holds, up to our position, the frames we copied: the frame ending
+// there carries the running checksum we recorded after copying it (the
+// checksum covers every frame before it). A writer that died before
+// publishing its transaction leaves frames we may have copied; SQLite then
+// overwrites them, and this tells.
+func (db *DB) checkCopiedFrames(wal File, hdr walHeader, size int64) (same bool, err error) {
+	if hdr.salt1 != db.pos.salt1 || hdr.salt2 != db.pos.salt2 || db.pos.offset < WALHeaderSize || db.pos.offset > size {
+		return false, nil
+	}
+	sum, ok, err := frameChecksumAt(wal, hdr, db.pos.offset)
+	if err != nil || !ok {
+		return false, err
+	}
+	known := db.pos.checksum != [2]uint32{}
+	return !known || sum == db.pos.checksum, nil
 }
 
 // restartFollowsAnchor reports whether a new WAL generation began right
@@ -651,13 +690,16 @@ func (db *DB) copyUnderWriteLock() error {
 
 	full := true
 	offset, seed := int64(WALHeaderSize), hdr.checksum
-	if hdrOK && db.pos.offset > 0 && db.pos.txid > 0 && hdr.salt1 == db.pos.salt1 && hdr.salt2 == db.pos.salt2 && db.pos.offset <= size {
-		sum, ok, err := frameChecksumAt(wal, hdr, db.pos.offset)
+	if hdrOK {
+		same, err := db.checkCopiedFrames(wal, hdr, size)
 		if err != nil {
 			return err
 		}
-		if ok {
-			full, offset, seed = false, db.pos.offset, sum
+		if same && db.pos.offset > 0 && db.pos.txid > 0 && hdr.salt1 == db.pos.salt1 && hdr.salt2 == db.pos.salt2 {
+			full, offset, seed = false, db.pos.offset, db.pos.checksum
+			if seed == ([2]uint32{}) { // resuming after a restart: read it back
+				seed, _, _ = frameChecksumAt(wal, hdr, db.pos.offset)
+			}
 		}
 	}
 	if full && db.pos.txid > 0 {
@@ -668,6 +710,16 @@ func (db *DB) copyUnderWriteLock() error {
 	if hdrOK {
 		if seg, err = scanWAL(wal, size, hdr, offset, seed, 0); err != nil {
 			return err
+		}
+		if !full && seg.empty() && seg.broken {
+			// Nobody is writing, yet the frames after ours do not continue
+			// our chain: ours were never published (their writer died)
+			// and a shorter transaction overwrote their start.
+			db.logger().Info("writing full image", "reason", "frames we copied were never published and are overwritten", "txid", (db.pos.txid + 1).String())
+			full, offset, seed = true, WALHeaderSize, hdr.checksum
+			if seg, err = scanWAL(wal, size, hdr, offset, seed, 0); err != nil {
+				return err
+			}
 		}
 	}
 	if full {
@@ -954,7 +1006,7 @@ func (db *DB) runCheckpoint(ctx context.Context, mode string) (ran bool, err err
 			db.endWrite()
 		}
 	}()
-	if _, err := db.syncWAL(ctx); err != nil {
+	if _, err := db.syncWAL(ctx, true); err != nil {
 		return true, fmt.Errorf("checkpoint: sync before: %w", err)
 	}
 	if db.needResync {
@@ -1020,7 +1072,7 @@ func (db *DB) prebackfill(ctx context.Context) (skipped bool, err error) {
 		}
 		return false, fmt.Errorf("checkpoint: %w", err)
 	}
-	_, err = db.syncWAL(ctx)
+	_, err = db.syncWAL(ctx, true)
 	if err == nil && !db.needResync {
 		if err = db.endRead(); err == nil {
 			err = db.beginRead(ctx)

@@ -102,6 +102,12 @@ type walSegment struct {
 	commit   uint32           // database size in pages after the last commit; 0 if none
 	pages    map[uint32]int64 // page number -> offset of its newest committed frame
 	frames   int              // committed frames in the segment
+
+	// broken is set when the frame right at the scan's start carries the
+	// WAL's salts but does not continue the checksum chain: the frames
+	// before it are no longer the ones the chain was computed over (or a
+	// frame is being written); only a check under the write lock can tell.
+	broken bool
 }
 
 // empty reports whether the scan found no committed transaction.
@@ -136,6 +142,7 @@ func scanWAL(r io.ReaderAt, size int64, hdr walHeader, offset int64, seed [2]uin
 		sum = walChecksum(hdr.bigEndian, sum, frame[:8])
 		sum = walChecksum(hdr.bigEndian, sum, frame[WALFrameHeaderSize:])
 		if sum[0] != binary.BigEndian.Uint32(frame[16:]) || sum[1] != binary.BigEndian.Uint32(frame[20:]) {
+			seg.broken = off == offset
 			break
 		}
 		pending[pgno] = off

@@ -295,7 +295,10 @@ func TestReplicateSurvivesSIGKILL(t *testing.T) {
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "app.db")
 	replicaDir := filepath.Join(dir, "replica")
-	cfg := writeConfig(t, dir, fmt.Sprintf(`dbs:
+	// Level-0 retention is off: the test follows every level-0 file for
+	// the whole run, and the long form runs past the 5-minute default.
+	cfg := writeConfig(t, dir, fmt.Sprintf(`l0-retention: 0s
+dbs:
   - path: %s
     monitor-interval: 5ms
     min-checkpoint-page-count: 40
