@@ -46,7 +46,16 @@ func checkSyncDeadline(t *testing.T, b backend, loop bool) {
 			t.Fatal(err)
 		}
 		writes := h.client.writesStarted()
-		waitUntil(t, 10*time.Second, "the upload loop to start uploading", func() bool { return h.client.writesStarted() > writes })
+		// Usually the loop is hung in its own upload by now. On a loaded
+		// machine it may not have started within the bound; SyncAndWait
+		// then hangs in an upload of its own, and its deadline must hold
+		// all the same.
+		for deadline := time.Now().Add(10 * time.Second); h.client.writesStarted() <= writes; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Log("the upload loop did not start uploading within 10s; checking SyncAndWait's deadline on its own upload")
+				break
+			}
+		}
 	}
 	type result struct {
 		err     error
