@@ -82,17 +82,5 @@ func applyOSSKeys(cfg *oss.Config, s *ReplicaSettings) error {
 	}
 	cfg.AccessKeyID, cfg.SecretAccessKey = s.AccessKeyID, s.SecretAccessKey
 	cfg.SkipVerify = s.SkipVerify
-	if s.PartSize != nil {
-		if *s.PartSize <= 0 {
-			return fmt.Errorf("part-size must be positive, got %d", int64(*s.PartSize))
-		}
-		cfg.PartSize = int64(*s.PartSize)
-	}
-	if s.Concurrency != nil {
-		if *s.Concurrency <= 0 {
-			return fmt.Errorf("concurrency must be positive, got %d", *s.Concurrency)
-		}
-		cfg.Concurrency = *s.Concurrency
-	}
-	return nil
+	return applyUploadKeys(s, &cfg.PartSize, &cfg.Concurrency)
 }

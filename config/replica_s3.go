@@ -81,17 +81,23 @@ func applyS3Keys(cfg *s3.Config, s *ReplicaSettings) error {
 		cfg.RequireContentMD5 = s.RequireContentMD5
 	}
 	cfg.SkipVerify = cfg.SkipVerify || s.SkipVerify
+	return applyUploadKeys(s, &cfg.PartSize, &cfg.Concurrency)
+}
+
+// applyUploadKeys checks and applies part-size and concurrency, shared by
+// the S3 and OSS backends.
+func applyUploadKeys(s *ReplicaSettings, partSize *int64, concurrency *int) error {
 	if s.PartSize != nil {
 		if *s.PartSize <= 0 {
 			return fmt.Errorf("part-size must be positive, got %d", int64(*s.PartSize))
 		}
-		cfg.PartSize = int64(*s.PartSize)
+		*partSize = int64(*s.PartSize)
 	}
 	if s.Concurrency != nil {
 		if *s.Concurrency <= 0 {
 			return fmt.Errorf("concurrency must be positive, got %d", *s.Concurrency)
 		}
-		cfg.Concurrency = *s.Concurrency
+		*concurrency = *s.Concurrency
 	}
 	return nil
 }
