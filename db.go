@@ -567,7 +567,7 @@ func (db *DB) syncWAL(ctx context.Context, locked bool) (bool, error) {
 	}
 	limit := fi.Size()
 	if locked && hdr.salt1 == db.pos.salt1 && hdr.salt2 == db.pos.salt2 {
-		same, err := db.checkCopiedFrames(wal, hdr, limit)
+		_, same, err := db.checkCopiedFrames(wal, hdr, limit)
 		if err != nil {
 			return false, err
 		}
@@ -608,16 +608,19 @@ func (db *DB) syncWAL(ctx context.Context, locked bool) (bool, error) {
 // checksum covers every frame before it). A writer that died before
 // publishing its transaction leaves frames we may have copied; SQLite then
 // overwrites them, and this tells.
-func (db *DB) checkCopiedFrames(wal File, hdr walHeader, size int64) (same bool, err error) {
+//
+// It also returns the checksum stored in that frame: the seed to continue
+// scanning with, which a restarted process does not know yet.
+func (db *DB) checkCopiedFrames(wal File, hdr walHeader, size int64) (sum [2]uint32, same bool, err error) {
 	if hdr.salt1 != db.pos.salt1 || hdr.salt2 != db.pos.salt2 || db.pos.offset < WALHeaderSize || db.pos.offset > size {
-		return false, nil
+		return sum, false, nil
 	}
 	sum, ok, err := frameChecksumAt(wal, hdr, db.pos.offset)
 	if err != nil || !ok {
-		return false, err
+		return sum, false, err
 	}
 	known := db.pos.checksum != [2]uint32{}
-	return !known || sum == db.pos.checksum, nil
+	return sum, !known || sum == db.pos.checksum, nil
 }
 
 // restartFollowsAnchor reports whether a new WAL generation began right
@@ -691,15 +694,12 @@ func (db *DB) copyUnderWriteLock() error {
 	full := true
 	offset, seed := int64(WALHeaderSize), hdr.checksum
 	if hdrOK {
-		same, err := db.checkCopiedFrames(wal, hdr, size)
+		sum, same, err := db.checkCopiedFrames(wal, hdr, size)
 		if err != nil {
 			return err
 		}
-		if same && db.pos.offset > 0 && db.pos.txid > 0 && hdr.salt1 == db.pos.salt1 && hdr.salt2 == db.pos.salt2 {
-			full, offset, seed = false, db.pos.offset, db.pos.checksum
-			if seed == ([2]uint32{}) { // resuming after a restart: read it back
-				seed, _, _ = frameChecksumAt(wal, hdr, db.pos.offset)
-			}
+		if same && db.pos.txid > 0 {
+			full, offset, seed = false, db.pos.offset, sum
 		}
 	}
 	if full && db.pos.txid > 0 {

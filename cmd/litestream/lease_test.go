@@ -267,6 +267,25 @@ func insertRows(t *testing.T, path string, n int) {
 	}
 }
 
+// startLeaseHolder sets up two databases sharing r, starts a replicator
+// for the first (a), keeps a writing, and waits until a holds the lease
+// and has uploaded. b is configured with bLease and not started.
+func startLeaseHolder(t *testing.T, r leaseReplica, bLease string) (a, b leaseDB, pa *daemon, stopA func()) {
+	t.Helper()
+	dir := t.TempDir()
+	a = newLeaseDB(t, dir, "a", r.url, "{ttl: 2s}")
+	b = newLeaseDB(t, dir, "b", r.url, bLease)
+	insertRows(t, a.path, 3)
+	insertRows(t, b.path, 5)
+	pa = startDaemon(t, a.cfg)
+	stopA = keepWriting(t, a.path)
+	waitUntil(t, "first process takes the lease and uploads", 20*time.Second, func() bool {
+		owner, _ := r.holder(t)
+		return strings.Contains(owner, a.path) && len(r.levelZero(t)) > 0
+	}, pa)
+	return a, b, pa, stopA
+}
+
 // TestLeaseSecondReplicatorWaitsAndTakesOver: with lease.wait (the
 // default) the second process waits without writing, and takes over
 // once the first is killed and its lease has expired; the replica then
@@ -278,18 +297,7 @@ func TestLeaseSecondReplicatorWaitsAndTakesOver(t *testing.T) {
 }
 
 func testLeaseTakeover(t *testing.T, r leaseReplica) {
-	dir := t.TempDir()
-	a := newLeaseDB(t, dir, "a", r.url, "{ttl: 2s}")
-	b := newLeaseDB(t, dir, "b", r.url, "{ttl: 2s, wait: true}")
-	insertRows(t, a.path, 3)
-	insertRows(t, b.path, 5)
-
-	pa := startDaemon(t, a.cfg)
-	stopA := keepWriting(t, a.path)
-	waitUntil(t, "first process takes the lease and uploads", 20*time.Second, func() bool {
-		owner, _ := r.holder(t)
-		return strings.Contains(owner, a.path) && len(r.levelZero(t)) > 0
-	}, pa)
+	a, b, pa, stopA := startLeaseHolder(t, r, "{ttl: 2s, wait: true}")
 
 	pb := startDaemon(t, b.cfg)
 	pb.waitLog(t, `(is held by [^\n]*)`)
@@ -333,7 +341,7 @@ func testLeaseTakeover(t *testing.T, r leaseReplica) {
 	// The replica now continues with the second database.
 	insertRows(t, b.path, 1)
 	want := queryInt(t, b.path, "SELECT COUNT(*) FROM t")
-	out := filepath.Join(dir, "restored.db")
+	out := filepath.Join(t.TempDir(), "restored.db")
 	waitUntil(t, "replica restores to the second database", 30*time.Second, func() bool {
 		os.Remove(out)
 		code, _, _ := runCLI(t, "restore", "-o", out, r.url)
@@ -362,18 +370,7 @@ func TestLeaseNoWaitExits(t *testing.T) {
 }
 
 func testLeaseNoWait(t *testing.T, r leaseReplica) {
-	dir := t.TempDir()
-	a := newLeaseDB(t, dir, "a", r.url, "{ttl: 2s}")
-	b := newLeaseDB(t, dir, "b", r.url, "{ttl: 2s, wait: false}")
-	insertRows(t, a.path, 3)
-	insertRows(t, b.path, 5)
-
-	pa := startDaemon(t, a.cfg)
-	stopA := keepWriting(t, a.path)
-	waitUntil(t, "first process takes the lease and uploads", 20*time.Second, func() bool {
-		owner, _ := r.holder(t)
-		return strings.Contains(owner, a.path) && len(r.levelZero(t)) > 0
-	}, pa)
+	a, b, pa, stopA := startLeaseHolder(t, r, "{ttl: 2s, wait: false}")
 
 	pb := startDaemon(t, b.cfg)
 	select {

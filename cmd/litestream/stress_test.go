@@ -215,12 +215,7 @@ func TestReplicateStressManyDatabases(t *testing.T) {
 // updated in the same transaction (a restore that disagrees is torn).
 func openStressApp(t *testing.T, path string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	t.Cleanup(func() { db.Close() })
+	db := openApp(t, path)
 	mustExec(t, db, "CREATE TABLE ledger (seq INTEGER PRIMARY KEY, txn INTEGER NOT NULL, payload BLOB NOT NULL)")
 	mustExec(t, db, "CREATE TABLE state (id INTEGER PRIMARY KEY CHECK (id = 1), last_seq INTEGER NOT NULL)")
 	mustExec(t, db, "INSERT INTO state VALUES (1, 0)")
