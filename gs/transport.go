@@ -20,7 +20,8 @@ const EmulatorHostEnv = "STORAGE_EMULATOR_HOST"
 // Credentials: objects are listed, read, written and deleted.
 const Scope = "https://www.googleapis.com/auth/devstorage.read_write"
 
-const defaultBaseURL = "https://storage.googleapis.com"
+// defaultBaseURL is GCS itself (a variable so a test can stand in for it).
+var defaultBaseURL = "https://storage.googleapis.com"
 
 // endpoint is where requests go and how they are authenticated.
 type endpoint struct {
