@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/sqlitebackup/litestream"
+	"github.com/sqlitebackup/litestream/replicatest"
 )
 
 func TestNewReplicaClientRequiresBucket(t *testing.T) {
@@ -270,4 +272,61 @@ func assertNames(t *testing.T, err error, words ...string) {
 	if strings.Contains(err.Error(), "\n") {
 		t.Errorf("error spans several lines: %q", err)
 	}
+}
+
+// TestStreamedUploads runs files larger than replayLimit through the
+// emulator: the body is streamed with no length, arrives whole, and a
+// cancellation half-way ends the call promptly and stores nothing.
+func TestStreamedUploads(t *testing.T) {
+	old := replayLimit
+	replayLimit = 64 << 10
+	t.Cleanup(func() { replayLimit = old })
+	c := newTestClient(t)
+	ctx := context.Background()
+	data := replicatest.NewLTXFile(1, 1, time.Now(), 256) // ~1 MiB, incompressible pages
+	if int64(len(data)) <= 4*replayLimit {
+		t.Fatalf("test file of %d bytes does not exceed the replay limit enough", len(data))
+	}
+	if _, err := c.WriteLTXFile(ctx, 0, 1, 1, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := c.OpenLTXFile(ctx, 0, 1, 1, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, rc); !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes, want the %d written", len(got), len(data))
+	}
+
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r := &cancelAfter{r: bytes.NewReader(replicatest.NewLTXFile(2, 2, time.Now(), 256)), after: 2 * replayLimit, cancel: cancel}
+	_, err = c.WriteLTXFile(wctx, 0, 2, 2, r)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled upload: err = %v, want context.Canceled", err)
+	}
+	t.Logf("returned %s after the cancellation", time.Since(r.at).Round(time.Millisecond))
+	if rawAttrs(t, c.key(0, 2, 2)) != nil {
+		t.Fatal("a cancelled upload left an object behind")
+	}
+}
+
+// cancelAfter cancels its context once it has supplied after bytes, and
+// keeps supplying data, so only the client can stop the upload.
+type cancelAfter struct {
+	r      io.Reader
+	after  int64
+	cancel context.CancelFunc
+	n      int64
+	at     time.Time
+}
+
+func (r *cancelAfter) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.n += int64(n)
+	if r.n >= r.after && r.at.IsZero() {
+		r.at = time.Now()
+		r.cancel()
+	}
+	return n, err
 }
