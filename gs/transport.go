@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
@@ -19,6 +20,10 @@ const EmulatorHostEnv = "STORAGE_EMULATOR_HOST"
 // Scope is the OAuth scope requested from Application Default
 // Credentials: objects are listed, read, written and deleted.
 const Scope = "https://www.googleapis.com/auth/devstorage.read_write"
+
+// responseHeaderTimeout bounds the wait for an answer once a request
+// has been sent in full.
+const responseHeaderTimeout = 2 * time.Minute
 
 // defaultBaseURL is GCS itself (a variable so a test can stand in for it).
 var defaultBaseURL = "https://storage.googleapis.com"
@@ -72,6 +77,10 @@ func emulatorBaseURL(host string) (string, error) {
 func newTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = deleteParallelism
+	// A connection that took the request and then went silent would
+	// otherwise hold replication up forever; the timeout is a transport
+	// error, so the request is retried.
+	t.ResponseHeaderTimeout = responseHeaderTimeout
 	return t
 }
 
