@@ -7,6 +7,14 @@
 // (GOOGLE_APPLICATION_CREDENTIALS, gcloud's user credentials, or the
 // metadata server), as upstream. With STORAGE_EMULATOR_HOST set, the
 // client talks plain HTTP to that emulator without authentication.
+//
+// Requests go to GCS's JSON API through net/http rather than Google's
+// storage library, which would link gRPC, OpenTelemetry and the xDS
+// protobuf registries into every binary (about 17 MB of resident memory
+// in each process, GCS used or not). Files up to replayLimit are uploaded
+// from memory and retried like any request; larger ones are streamed in
+// one request and retried only if the failed attempt had not read past
+// that prefix.
 package gs
 
 import (
