@@ -1,14 +1,14 @@
 package gs
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
-	"regexp"
-
-	"cloud.google.com/go/storage"
-	"google.golang.org/api/googleapi"
+	"strings"
 )
 
 // Error reports a failed GCS request with the operation, bucket and key
@@ -28,53 +28,110 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is maps storage's sentinels and HTTP codes onto the os errors callers
-// test for.
-func (e *Error) Is(target error) bool {
-	switch target {
-	case os.ErrNotExist:
-		return errors.Is(e.Err, storage.ErrObjectNotExist)
-	case os.ErrPermission:
-		code := httpCode(e.Err)
-		return code == http.StatusUnauthorized || code == http.StatusForbidden
-	}
-	return false
+// APIError is a non-2xx answer from GCS: its status code and what the
+// server said, taken from the JSON error body (or the text of a
+// non-JSON one, as the emulator sends for downloads).
+type APIError struct {
+	Code    int
+	Message string
+	Reason  string
+
+	// objectMissing is set by object reads whose 404 means "no such
+	// object" (a listing's 404 means a missing bucket instead).
+	objectMissing bool
 }
 
-func httpCode(err error) int {
-	var ge *googleapi.Error
-	if errors.As(err, &ge) {
-		return ge.Code
-	}
-	return 0
-}
-
-// describe renders an error on one line: googleapi errors as
-// "HTTP <code>: <message> (<reason>)", others as they are.
-func describe(err error) string {
-	var ge *googleapi.Error
-	if !errors.As(err, &ge) {
-		return err.Error()
-	}
-	msg, reason := ge.Message, ""
-	if len(ge.Errors) > 0 {
-		reason = ge.Errors[0].Reason
-		if msg == "" {
-			msg = ge.Errors[0].Message
-		}
-	}
+func (e *APIError) Error() string {
+	msg := e.Message
 	if msg == "" {
-		msg = http.StatusText(ge.Code)
+		msg = http.StatusText(e.Code)
 	}
-	s := fmt.Sprintf("HTTP %d: %s", ge.Code, msg)
-	if reason != "" {
-		s += " (" + reason + ")"
-	}
-	// The retry loop's own wrapping is dropped above; keep its count.
-	if m := retriesGivenUp.FindStringSubmatch(err.Error()); m != nil {
-		s += "; gave up after " + m[1] + " attempts"
+	s := fmt.Sprintf("HTTP %d: %s", e.Code, msg)
+	if e.Reason != "" {
+		s += " (" + e.Reason + ")"
 	}
 	return s
 }
 
-var retriesGivenUp = regexp.MustCompile(`^storage: retry failed after (\d+) attempts`)
+// Is maps the status onto the os errors callers test for.
+func (e *APIError) Is(target error) bool {
+	switch target {
+	case os.ErrNotExist:
+		return e.objectMissing && e.Code == http.StatusNotFound
+	case os.ErrPermission:
+		return e.Code == http.StatusUnauthorized || e.Code == http.StatusForbidden
+	}
+	return false
+}
+
+// retriesExhausted wraps the last error of a request that failed on
+// every one of its attempts.
+type retriesExhausted struct {
+	attempts int
+	err      error
+}
+
+func (e *retriesExhausted) Error() string {
+	return fmt.Sprintf("%s; gave up after %d attempts", describe(e.err), e.attempts)
+}
+
+func (e *retriesExhausted) Unwrap() error { return e.err }
+
+func httpCode(err error) int {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Code
+	}
+	return 0
+}
+
+// describe renders an error on one line. A transport error loses its
+// "Get <url>:" prefix: the Error around it names bucket and key already.
+func describe(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil && err == error(ue) {
+		err = ue.Err
+	}
+	return oneLine(err.Error())
+}
+
+// maxMessage bounds how much of a server's message goes into an error.
+const maxMessage = 512
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > maxMessage {
+		s = s[:maxMessage] + "..."
+	}
+	return s
+}
+
+// readAPIError builds an APIError from a failed response and closes its
+// body. GCS sends {"error":{"code":..,"message":..,"errors":[{"reason":..}]}}.
+func readAPIError(resp *http.Response) *APIError {
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	ae := &APIError{Code: resp.StatusCode}
+	var body struct {
+		Error struct {
+			Message string `json:"message"`
+			Errors  []struct {
+				Reason  string `json:"reason"`
+				Message string `json:"message"`
+			} `json:"errors"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(b, &body) == nil {
+		ae.Message = body.Error.Message
+		if len(body.Error.Errors) > 0 {
+			ae.Reason = body.Error.Errors[0].Reason
+			if ae.Message == "" {
+				ae.Message = body.Error.Errors[0].Message
+			}
+		}
+	} else {
+		ae.Message = string(b)
+	}
+	ae.Message = oneLine(ae.Message)
+	return ae
+}

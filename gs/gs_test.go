@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/sqlitebackup/litestream"
+	"github.com/sqlitebackup/litestream/replicatest"
 )
 
 func TestNewReplicaClientRequiresBucket(t *testing.T) {
@@ -28,9 +30,9 @@ func TestKeyLayoutAndTimestampMetadata(t *testing.T) {
 	data := writeFile(t, c, 3, 5, 9, ts)
 
 	key := c.Path() + "/ltx/3/0000000000000005-0000000000000009.ltx"
-	attrs, err := rawBucket(t).Object(key).Attrs(ctx)
-	if err != nil {
-		t.Fatalf("object not at %s: %v", key, err)
+	attrs := rawAttrs(t, key)
+	if attrs == nil {
+		t.Fatalf("object not at %s", key)
 	}
 	if got := attrs.Metadata["litestream-timestamp"]; got != "2024-05-06T07:08:09.123Z" {
 		t.Fatalf("metadata litestream-timestamp = %q", got)
@@ -67,19 +69,13 @@ func TestKeyLayoutWithoutServer(t *testing.T) {
 func TestCreatedAtFallsBackToObjectCreation(t *testing.T) {
 	c := newTestClient(t)
 	ctx := context.Background()
-	w := rawBucket(t).Object(c.key(0, 1, 1)).NewWriter(ctx)
-	if _, err := w.Write(ltxBytes(t, 1, 1, time.Unix(0, 0))); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	obj := rawPut(t, c.key(0, 1, 1), ltxBytes(t, 1, 1, time.Unix(0, 0)))
 	infos, err := litestream.LTXFileInfos(ctx, c, 0, 0, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(infos) != 1 || !infos[0].CreatedAt.Equal(w.Attrs().Created.UTC()) {
-		t.Fatalf("listing = %+v, want CreatedAt = object creation %v", infos, w.Attrs().Created)
+	if obj.TimeCreated.IsZero() || len(infos) != 1 || !infos[0].CreatedAt.Equal(obj.TimeCreated.UTC()) {
+		t.Fatalf("listing = %+v, want CreatedAt = object creation %v", infos, obj.TimeCreated)
 	}
 }
 
@@ -198,13 +194,9 @@ func TestDeleteFilesAndAll(t *testing.T) {
 		t.Fatalf("after delete: %+v", infos)
 	}
 	// An object beside the ltx tree is not the replica's and survives.
-	other := rawBucket(t).Object(c.Path() + "/other")
-	w := other.NewWriter(ctx)
-	w.Write([]byte("x"))
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { other.Delete(context.Background()) })
+	other := c.Path() + "/other"
+	rawPut(t, other, []byte("x"))
+	t.Cleanup(func() { rawDelete(t, other) })
 	if err := c.DeleteAll(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -213,8 +205,8 @@ func TestDeleteFilesAndAll(t *testing.T) {
 			t.Fatalf("level %d after DeleteAll: %+v, %v", level, infos, err)
 		}
 	}
-	if _, err := other.Attrs(ctx); err != nil {
-		t.Fatalf("object outside ltx/ was deleted: %v", err)
+	if rawAttrs(t, other) == nil {
+		t.Fatal("object outside ltx/ was deleted")
 	}
 }
 
@@ -280,4 +272,61 @@ func assertNames(t *testing.T, err error, words ...string) {
 	if strings.Contains(err.Error(), "\n") {
 		t.Errorf("error spans several lines: %q", err)
 	}
+}
+
+// TestStreamedUploads runs files larger than replayLimit through the
+// emulator: the body is streamed with no length, arrives whole, and a
+// cancellation half-way ends the call promptly and stores nothing.
+func TestStreamedUploads(t *testing.T) {
+	old := replayLimit
+	replayLimit = 64 << 10
+	t.Cleanup(func() { replayLimit = old })
+	c := newTestClient(t)
+	ctx := context.Background()
+	data := replicatest.NewLTXFile(1, 1, time.Now(), 256) // ~1 MiB, incompressible pages
+	if int64(len(data)) <= 4*replayLimit {
+		t.Fatalf("test file of %d bytes does not exceed the replay limit enough", len(data))
+	}
+	if _, err := c.WriteLTXFile(ctx, 0, 1, 1, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := c.OpenLTXFile(ctx, 0, 1, 1, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, rc); !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes, want the %d written", len(got), len(data))
+	}
+
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r := &cancelAfter{r: bytes.NewReader(replicatest.NewLTXFile(2, 2, time.Now(), 256)), after: 2 * replayLimit, cancel: cancel}
+	_, err = c.WriteLTXFile(wctx, 0, 2, 2, r)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled upload: err = %v, want context.Canceled", err)
+	}
+	t.Logf("returned %s after the cancellation", time.Since(r.at).Round(time.Millisecond))
+	if rawAttrs(t, c.key(0, 2, 2)) != nil {
+		t.Fatal("a cancelled upload left an object behind")
+	}
+}
+
+// cancelAfter cancels its context once it has supplied after bytes, and
+// keeps supplying data, so only the client can stop the upload.
+type cancelAfter struct {
+	r      io.Reader
+	after  int64
+	cancel context.CancelFunc
+	n      int64
+	at     time.Time
+}
+
+func (r *cancelAfter) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.n += int64(n)
+	if r.n >= r.after && r.at.IsZero() {
+		r.at = time.Now()
+		r.cancel()
+	}
+	return n, err
 }

@@ -5,14 +5,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"testing"
 	"time"
 
-	"cloud.google.com/go/storage"
 	"github.com/superfly/ltx"
 
 	"github.com/sqlitebackup/litestream/ltxfile"
@@ -57,15 +59,67 @@ func newTestClient(t *testing.T) *ReplicaClient {
 	return c
 }
 
-// rawBucket is a plain SDK handle for checking what the client stored.
-func rawBucket(t *testing.T) *storage.BucketHandle {
+// rawObject is what the emulator says about an object, fetched with
+// plain HTTP requests independent of the client under test.
+type rawObject struct {
+	Name        string            `json:"name"`
+	Size        int64             `json:"size,string"`
+	Generation  int64             `json:"generation,string"`
+	TimeCreated time.Time         `json:"timeCreated"`
+	Metadata    map[string]string `json:"metadata"`
+}
+
+// rawRequest sends one request to the emulator and decodes a JSON answer
+// into out (if not nil). It returns the status code.
+func rawRequest(t *testing.T, method, rawPath string, body []byte, out any) int {
 	t.Helper()
-	sc, err := storage.NewClient(context.Background())
+	req, err := http.NewRequest(method, "http://"+os.Getenv("STORAGE_EMULATOR_HOST")+rawPath, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { sc.Close() })
-	return sc.Bucket(requireEmulator(t))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil && resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// rawAttrs returns an object's resource, or nil if it does not exist.
+func rawAttrs(t *testing.T, key string) *rawObject {
+	t.Helper()
+	var o rawObject
+	code := rawRequest(t, http.MethodGet, "/storage/v1/b/"+requireEmulator(t)+"/o/"+url.PathEscape(key), nil, &o)
+	switch code {
+	case http.StatusOK:
+		return &o
+	case http.StatusNotFound:
+		return nil
+	}
+	t.Fatalf("GET %s: HTTP %d", key, code)
+	return nil
+}
+
+// rawPut stores an object without metadata, as another tool would.
+func rawPut(t *testing.T, key string, data []byte) *rawObject {
+	t.Helper()
+	var o rawObject
+	q := url.Values{"uploadType": {"media"}, "name": {key}}
+	if code := rawRequest(t, http.MethodPost, "/upload/storage/v1/b/"+requireEmulator(t)+"/o?"+q.Encode(), data, &o); code != http.StatusOK {
+		t.Fatalf("upload %s: HTTP %d", key, code)
+	}
+	return &o
+}
+
+// rawDelete removes an object, if it exists.
+func rawDelete(t *testing.T, key string) {
+	t.Helper()
+	rawRequest(t, http.MethodDelete, "/storage/v1/b/"+requireEmulator(t)+"/o/"+url.PathEscape(key), nil, nil)
 }
 
 // ltxBytes encodes a small valid LTX file.

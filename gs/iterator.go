@@ -1,35 +1,36 @@
 package gs
 
 import (
+	"context"
 	"path"
 	"time"
 
-	"cloud.google.com/go/storage"
 	"github.com/superfly/ltx"
-	"google.golang.org/api/iterator"
 )
 
 // pager fetches an object listing one page per call.
 type pager struct {
-	p    *iterator.Pager
-	done bool
-}
+	ctx         context.Context
+	client      *ReplicaClient
+	prefix      string
+	startOffset string
 
-func newPager(it *storage.ObjectIterator) *pager {
-	return &pager{p: iterator.NewPager(it, listPageSize, "")}
+	token string
+	done  bool
 }
 
 // next returns the next page and whether it was the last one.
-func (p *pager) next() (objs []*storage.ObjectAttrs, done bool, err error) {
+func (p *pager) next() (objs []objectMeta, done bool, err error) {
 	if p.done {
 		return nil, true, nil
 	}
-	token, err := p.p.NextPage(&objs)
+	page, err := p.client.list(p.ctx, p.prefix, p.startOffset, p.token)
 	if err != nil {
 		return nil, false, err
 	}
-	p.done = token == ""
-	return objs, p.done, nil
+	p.token = page.NextPageToken
+	p.done = p.token == ""
+	return page.Items, p.done, nil
 }
 
 // fileIterator walks one level's listing, fetching a page only when the
@@ -59,8 +60,8 @@ func (it *fileIterator) fetch() bool {
 			it.err = it.client.errorf("list", it.prefix, err)
 			return false
 		}
-		for _, o := range objs {
-			if info := it.fileInfo(o); info != nil {
+		for i := range objs {
+			if info := it.fileInfo(&objs[i]); info != nil {
 				it.page = append(it.page, info)
 			}
 		}
@@ -70,7 +71,7 @@ func (it *fileIterator) fetch() bool {
 
 // fileInfo converts a listed object, or returns nil for objects that are
 // not LTX files of this level at or after seek.
-func (it *fileIterator) fileInfo(o *storage.ObjectAttrs) *ltx.FileInfo {
+func (it *fileIterator) fileInfo(o *objectMeta) *ltx.FileInfo {
 	if o.Name == "" || path.Dir(o.Name)+"/" != it.prefix {
 		return nil // a "directory" prefix or a nested key
 	}
@@ -89,13 +90,14 @@ func (it *fileIterator) fileInfo(o *storage.ObjectAttrs) *ltx.FileInfo {
 
 // createdAt prefers the LTX timestamp stored in metadata; objects written
 // by other tools fall back to the object's creation time.
-func createdAt(o *storage.ObjectAttrs) time.Time {
+func createdAt(o *objectMeta) time.Time {
 	if s, ok := o.Metadata[MetadataKeyTimestamp]; ok {
 		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 			return t.UTC()
 		}
 	}
-	return o.Created.UTC()
+	t, _ := time.Parse(time.RFC3339Nano, o.TimeCreated)
+	return t.UTC()
 }
 
 func (it *fileIterator) Next() bool {

@@ -1,16 +1,18 @@
 package gs
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"os"
 	"path"
 	"strconv"
 	"time"
-
-	"cloud.google.com/go/storage"
 
 	"github.com/sqlitebackup/litestream"
 )
@@ -35,17 +37,13 @@ func (c *ReplicaClient) leaseObject() string {
 // AcquireLease creates the lease, takes over an expired one, or renews
 // one owner already holds.
 func (c *ReplicaClient) AcquireLease(ctx context.Context, owner string, ttl time.Duration) (*litestream.Lease, error) {
-	bkt, err := c.bucket(ctx)
-	if err != nil {
-		return nil, err
-	}
 	for attempt := 0; attempt < leaseAttempts; attempt++ {
-		lease, err := c.putLease(ctx, bkt, owner, time.Now().Add(ttl), 0)
+		lease, err := c.putLease(ctx, owner, time.Now().Add(ttl), 0)
 		if !isPreconditionFailed(err) {
 			return lease, err
 		}
-		cur, gen, err := c.getLease(ctx, bkt, ttl)
-		if errors.Is(err, storage.ErrObjectNotExist) {
+		cur, gen, err := c.getLease(ctx, ttl)
+		if errors.Is(err, os.ErrNotExist) {
 			continue // released meanwhile
 		} else if err != nil {
 			return nil, err
@@ -53,7 +51,7 @@ func (c *ReplicaClient) AcquireLease(ctx context.Context, owner string, ttl time
 		if cur.Owner != owner && !cur.Expired(time.Now()) {
 			return nil, cur.HeldBy(c.leaseObject())
 		}
-		lease, err = c.putLease(ctx, bkt, owner, time.Now().Add(ttl), gen)
+		lease, err = c.putLease(ctx, owner, time.Now().Add(ttl), gen)
 		if !isPreconditionFailed(err) {
 			return lease, err
 		}
@@ -63,17 +61,13 @@ func (c *ReplicaClient) AcquireLease(ctx context.Context, owner string, ttl time
 
 // RenewLease extends the lease if its generation is still ours.
 func (c *ReplicaClient) RenewLease(ctx context.Context, lease *litestream.Lease, ttl time.Duration) (*litestream.Lease, error) {
-	bkt, err := c.bucket(ctx)
-	if err != nil {
-		return nil, err
-	}
 	gen, err := strconv.ParseInt(lease.Token, 10, 64)
 	if err != nil {
 		return nil, fmt.Errorf("gs: lease token %q: %w", lease.Token, err)
 	}
-	next, err := c.putLease(ctx, bkt, lease.Owner, time.Now().Add(ttl), gen)
+	next, err := c.putLease(ctx, lease.Owner, time.Now().Add(ttl), gen)
 	if isPreconditionFailed(err) {
-		cur, _, gerr := c.getLease(ctx, bkt, ttl)
+		cur, _, gerr := c.getLease(ctx, ttl)
 		if gerr != nil {
 			return nil, &litestream.LeaseHeldError{Object: c.leaseObject(), Owner: fmt.Sprintf("another process (lease unreadable: %v)", gerr)}
 		}
@@ -85,22 +79,18 @@ func (c *ReplicaClient) RenewLease(ctx context.Context, lease *litestream.Lease,
 // ReleaseLease overwrites our lease with an expired one if its generation
 // is still ours.
 func (c *ReplicaClient) ReleaseLease(ctx context.Context, lease *litestream.Lease) error {
-	bkt, err := c.bucket(ctx)
-	if err != nil {
-		return err
-	}
 	gen, err := strconv.ParseInt(lease.Token, 10, 64)
 	if err != nil {
 		return fmt.Errorf("gs: lease token %q: %w", lease.Token, err)
 	}
-	if _, err := c.putLeaseBody(ctx, bkt, litestream.ReleasedLease(), gen); err != nil && !isPreconditionFailed(err) {
+	if _, err := c.putLeaseBody(ctx, litestream.ReleasedLease(), gen); err != nil && !isPreconditionFailed(err) {
 		return err
 	}
 	return nil
 }
 
-func (c *ReplicaClient) putLease(ctx context.Context, bkt *storage.BucketHandle, owner string, expires time.Time, gen int64) (*litestream.Lease, error) {
-	next, err := c.putLeaseBody(ctx, bkt, litestream.MarshalLease(owner, expires), gen)
+func (c *ReplicaClient) putLease(ctx context.Context, owner string, expires time.Time, gen int64) (*litestream.Lease, error) {
+	next, err := c.putLeaseBody(ctx, litestream.MarshalLease(owner, expires), gen)
 	if err != nil {
 		return nil, err
 	}
@@ -109,46 +99,68 @@ func (c *ReplicaClient) putLease(ctx context.Context, bkt *storage.BucketHandle,
 
 // putLeaseBody writes the lease object if its generation is gen (0: if
 // it does not exist) and returns the new generation.
-func (c *ReplicaClient) putLeaseBody(ctx context.Context, bkt *storage.BucketHandle, b []byte, gen int64) (int64, error) {
+func (c *ReplicaClient) putLeaseBody(ctx context.Context, b []byte, gen int64) (int64, error) {
 	key := c.leaseKey()
-	cond := storage.Conditions{GenerationMatch: gen}
-	if gen == 0 {
-		cond = storage.Conditions{DoesNotExist: true}
-	}
-	w := bkt.Object(key).If(cond).NewWriter(ctx)
-	w.ContentType = "application/json"
-	w.ChunkSize = 0 // one request
-	if _, err := w.Write(b); err != nil {
-		_ = w.Close()
+	src, err := newUploadSource(bytes.NewReader(b))
+	if err != nil {
 		return 0, c.errorf("write lease", key, err)
 	}
-	if err := w.Close(); err != nil {
+	obj, err := c.upload(ctx, key, &objectMeta{ContentType: "application/json"}, src, &gen)
+	if err != nil {
 		return 0, c.errorf("write lease", key, err)
 	}
-	return w.Attrs().Generation, nil
+	return obj.Generation, nil
 }
 
-// getLease reads the lease object and its generation. One that does not
-// parse counts as held by an unknown process until its modification time
-// plus ttl.
-func (c *ReplicaClient) getLease(ctx context.Context, bkt *storage.BucketHandle, ttl time.Duration) (*litestream.Lease, int64, error) {
+// getLease reads the lease object and its generation: first its
+// metadata, then the data of that very generation, so that the two
+// always match. One that does not parse counts as held by an unknown
+// process until its modification time plus ttl.
+func (c *ReplicaClient) getLease(ctx context.Context, ttl time.Duration) (*litestream.Lease, int64, error) {
 	key := c.leaseKey()
-	r, err := bkt.Object(key).NewReader(ctx)
+	attrs, err := c.objectAttrs(ctx, key)
 	if err != nil {
 		return nil, 0, c.errorf("read lease", key, err)
 	}
-	defer r.Close()
-	b, err := io.ReadAll(io.LimitReader(r, 64<<10))
+	gen := attrs.Generation
+	rc, err := c.download(ctx, key, 0, 0, &gen)
 	if err != nil {
 		return nil, 0, c.errorf("read lease", key, err)
 	}
-	gen := r.Attrs.Generation
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, 64<<10))
+	if err != nil {
+		return nil, 0, c.errorf("read lease", key, err)
+	}
 	lease, err := litestream.UnmarshalLease(b)
 	if err != nil {
-		lease = &litestream.Lease{Owner: "an unknown process (lease object unreadable: " + err.Error() + ")", Expires: r.Attrs.LastModified.Add(ttl)}
+		updated, _ := time.Parse(time.RFC3339Nano, attrs.Updated)
+		lease = &litestream.Lease{Owner: "an unknown process (lease object unreadable: " + err.Error() + ")", Expires: updated.Add(ttl)}
 	}
 	lease.Token = strconv.FormatInt(gen, 10)
 	return lease, gen, nil
+}
+
+// objectAttrs GETs an object's JSON resource.
+func (c *ReplicaClient) objectAttrs(ctx context.Context, key string) (*objectMeta, error) {
+	ep, err := c.endpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.send(ctx, http.MethodGet, ep.objectURL(c.cfg.Bucket, key, url.Values{"projection": {"noAcl"}}), nil)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Code == http.StatusNotFound {
+		ae.objectMissing = true
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var obj objectMeta
+	if err := json.NewDecoder(resp.Body).Decode(&obj); err != nil {
+		return nil, fmt.Errorf("decode object resource: %w", err)
+	}
+	return &obj, nil
 }
 
 func isPreconditionFailed(err error) bool {

@@ -1,7 +1,6 @@
 package gs
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -22,7 +21,7 @@ func TestLeaseConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
-			_ = rawBucket(t).Object(a.leaseKey()).Delete(context.Background())
+			rawDelete(t, a.leaseKey())
 			_ = a.Close()
 			_ = b.Close()
 		})

@@ -7,24 +7,32 @@
 // (GOOGLE_APPLICATION_CREDENTIALS, gcloud's user credentials, or the
 // metadata server), as upstream. With STORAGE_EMULATOR_HOST set, the
 // client talks plain HTTP to that emulator without authentication.
+//
+// Requests go to GCS's JSON API through net/http rather than Google's
+// storage library, which would link gRPC, OpenTelemetry and the xDS
+// protobuf registries into every binary (about 17 MB of resident memory
+// in each process, GCS used or not). Files up to replayLimit are uploaded
+// from memory and retried like any request; larger ones are streamed in
+// one request and retried only if the failed attempt had not read past
+// that prefix.
 package gs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"net/http"
+	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"cloud.google.com/go/storage"
-	"github.com/googleapis/gax-go/v2"
 	"github.com/superfly/ltx"
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/api/option"
 
 	"github.com/sqlitebackup/litestream"
 )
@@ -36,8 +44,8 @@ const ReplicaClientType = "gs"
 // timestamp (RFC 3339 with nanoseconds, UTC), as upstream writes it.
 const MetadataKeyTimestamp = "litestream-timestamp"
 
-// Retry defaults: the storage package retries forever (until the context
-// ends) unless told otherwise; a replica must give up and report instead.
+// Retry defaults: a replica must give up and report rather than retry
+// until its context ends.
 const (
 	DefaultMaxAttempts    = 6
 	DefaultInitialBackoff = 250 * time.Millisecond
@@ -57,20 +65,20 @@ type Config struct {
 	Path   string // key prefix inside the bucket; may be empty
 
 	// MaxAttempts bounds the tries of each request that fails with a
-	// retryable error (429, 5xx, connection errors); 0 = default.
+	// retryable error (408, 429, 5xx, connection errors); 0 = default.
 	MaxAttempts int
 	// InitialBackoff is the first pause between tries; 0 = default.
 	InitialBackoff time.Duration
 }
 
-// ReplicaClient stores LTX files as GCS objects. The storage client is
-// created on first use, so building a replica from config needs neither
-// credentials nor network.
+// ReplicaClient stores LTX files as GCS objects through the JSON API.
+// The HTTP client and credentials are set up on first use, so building a
+// replica from config needs neither credentials nor network.
 type ReplicaClient struct {
 	cfg Config
 
-	mu     sync.Mutex
-	client *storage.Client
+	mu sync.Mutex
+	ep *endpoint
 }
 
 var _ litestream.ReplicaClient = (*ReplicaClient)(nil)
@@ -99,45 +107,34 @@ func (c *ReplicaClient) Bucket() string { return c.cfg.Bucket }
 // Path returns the key prefix.
 func (c *ReplicaClient) Path() string { return c.cfg.Path }
 
-// Close releases the storage client, if one was created.
+// Close drops the HTTP client's idle connections; a later call sets
+// the client up again.
 func (c *ReplicaClient) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.client == nil {
-		return nil
+	if c.ep != nil {
+		c.ep.hc.CloseIdleConnections()
+		c.ep = nil
 	}
-	err := c.client.Close()
-	c.client = nil
-	return err
+	return nil
 }
 
-// bucket returns the bucket handle, creating the storage client once.
-// Application Default Credentials are used; when STORAGE_EMULATOR_HOST
-// is set the emulator needs (and gets) no authentication.
-func (c *ReplicaClient) bucket(ctx context.Context) (*storage.BucketHandle, error) {
+// endpoint returns the HTTP client, setting it up once. Application
+// Default Credentials are used; when STORAGE_EMULATOR_HOST is set the
+// emulator needs (and gets) no authentication.
+func (c *ReplicaClient) endpoint(ctx context.Context) (*endpoint, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.client == nil {
-		var opts []option.ClientOption
-		if os.Getenv("STORAGE_EMULATOR_HOST") != "" {
-			opts = append(opts, option.WithoutAuthentication())
-		}
-		// The credentials may keep this context for token refreshes, so
-		// it must outlive the call that happened to create the client.
-		client, err := storage.NewClient(context.WithoutCancel(ctx), opts...)
+	if c.ep == nil {
+		// The credentials keep this context for token refreshes, so it
+		// must outlive the call that happened to create the client.
+		ep, err := newEndpoint(context.WithoutCancel(ctx))
 		if err != nil {
 			return nil, fmt.Errorf("gs: create client for bucket %q: %w", c.cfg.Bucket, err)
 		}
-		// Every write names an immutable file with fixed content, so
-		// retrying writes and deletes is as safe as retrying reads.
-		client.SetRetry(
-			storage.WithPolicy(storage.RetryAlways),
-			storage.WithMaxAttempts(c.cfg.MaxAttempts),
-			storage.WithBackoff(gax.Backoff{Initial: c.cfg.InitialBackoff, Max: DefaultMaxBackoff, Multiplier: 2}),
-		)
-		c.client = client
+		c.ep = ep
 	}
-	return c.client.Bucket(c.cfg.Bucket), nil
+	return c.ep, nil
 }
 
 func (c *ReplicaClient) levelPrefix(level int) string {
@@ -152,34 +149,80 @@ func (c *ReplicaClient) errorf(op, key string, err error) error {
 	return &Error{Op: op, Bucket: c.cfg.Bucket, Key: key, Err: err}
 }
 
+// send sends a request without a body to u, with retries.
+func (c *ReplicaClient) send(ctx context.Context, method, u string, header http.Header) (*http.Response, error) {
+	ep, err := c.endpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.do(ctx, ep.hc, func(ctx context.Context) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, method, u, nil)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		return req, nil
+	})
+}
+
+// listPage is one page of an object listing.
+type listPage struct {
+	Items         []objectMeta `json:"items"`
+	NextPageToken string       `json:"nextPageToken"`
+}
+
+// listFields asks GCS for only what the client reads from a listing.
+const listFields = "items(name,size,generation,timeCreated,updated,metadata),nextPageToken"
+
+// list fetches one page of the objects under prefix, from startOffset
+// (an object name; "" for the start) or where pageToken says.
+func (c *ReplicaClient) list(ctx context.Context, prefix, startOffset, pageToken string) (*listPage, error) {
+	ep, err := c.endpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{"prefix": {prefix}, "maxResults": {strconv.Itoa(listPageSize)}, "projection": {"noAcl"}, "fields": {listFields}}
+	if startOffset != "" {
+		q.Set("startOffset", startOffset)
+	}
+	if pageToken != "" {
+		q.Set("pageToken", pageToken)
+	}
+	resp, err := c.send(ctx, http.MethodGet, ep.listURL(c.cfg.Bucket, q), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var page listPage
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+		return nil, fmt.Errorf("decode listing: %w", err)
+	}
+	return &page, nil
+}
+
 // LTXFiles lists a level lazily, one LIST page at a time. The first page
 // is fetched here so that a missing bucket or a permission problem is
 // reported by this call rather than looking like an empty level.
 // Object names sort in (minTXID, maxTXID) order because both are fixed
-// width hex, so StartOffset at the seek file's name skips every file
+// width hex, so startOffset at the seek file's name skips every file
 // below seek on the server.
 func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	bkt, err := c.bucket(ctx)
-	if err != nil {
-		return nil, err
-	}
 	prefix := c.levelPrefix(level)
-	q := &storage.Query{Prefix: prefix}
+	start := ""
 	if seek > 0 {
-		q.StartOffset = prefix + ltx.FormatFilename(seek, 0)
-	}
-	if err := q.SetAttrSelection([]string{"Name", "Size", "Created", "Metadata"}); err != nil {
-		return nil, c.errorf("list", prefix, err)
+		start = prefix + ltx.FormatFilename(seek, 0)
 	}
 	itr := &fileIterator{
 		client: c,
 		level:  level,
 		seek:   seek,
 		prefix: prefix,
-		pager:  newPager(bkt.Objects(ctx, q)),
+		pager:  &pager{ctx: ctx, client: c, prefix: prefix, startOffset: start},
 	}
 	if !itr.fetch() && itr.err != nil {
 		return nil, itr.err
@@ -187,26 +230,84 @@ func (c *ReplicaClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, 
 	return itr, nil
 }
 
-// OpenLTXFile reads a file from offset; size 0 reads to the end.
+// OpenLTXFile reads a file from offset; size 0 reads to the end. An
+// offset at or past the end gives an empty reader, as a file would.
 func (c *ReplicaClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	bkt, err := c.bucket(ctx)
-	if err != nil {
-		return nil, err
-	}
 	key := c.key(level, minTXID, maxTXID)
-	length := size
-	if length <= 0 {
-		length = -1 // storage's "to the end"
-	}
-	r, err := bkt.Object(key).NewRangeReader(ctx, offset, length)
+	rc, err := c.download(ctx, key, offset, size, nil)
 	if err != nil {
 		return nil, c.errorf("open", key, err)
 	}
-	return r, nil
+	return &objectReader{rc: rc, client: c, key: key}, nil
 }
+
+// download GETs an object's data from offset (size bytes; 0: to the
+// end). generation, when not nil, selects that generation.
+func (c *ReplicaClient) download(ctx context.Context, key string, offset, size int64, generation *int64) (io.ReadCloser, error) {
+	ep, err := c.endpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{"alt": {"media"}}
+	if generation != nil {
+		q.Set("generation", strconv.FormatInt(*generation, 10))
+	}
+	header := http.Header{}
+	switch {
+	case size > 0:
+		header.Set("Range", fmt.Sprintf("bytes=%d-%d", offset, offset+size-1))
+	case offset > 0:
+		header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
+	}
+	resp, err := c.send(ctx, http.MethodGet, ep.objectURL(c.cfg.Bucket, key, q), header)
+	if code := httpCode(err); code == http.StatusRequestedRangeNotSatisfiable {
+		return io.NopCloser(strings.NewReader("")), nil // the object exists; offset >= its size
+	} else if code == http.StatusNotFound {
+		var ae *APIError
+		if errors.As(err, &ae) {
+			ae.objectMissing = true
+		}
+		return nil, err
+	} else if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusPartialContent || header.Get("Range") == "" {
+		return resp.Body, nil
+	}
+	// A 200 to a ranged request carries the whole object.
+	if _, err := io.CopyN(io.Discard, resp.Body, offset); err != nil && err != io.EOF {
+		resp.Body.Close()
+		return nil, err
+	}
+	if size <= 0 {
+		return resp.Body, nil
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(resp.Body, size), resp.Body}, nil
+}
+
+// objectReader names the bucket and key in errors that happen while the
+// body is read.
+type objectReader struct {
+	rc     io.ReadCloser
+	client *ReplicaClient
+	key    string
+}
+
+func (r *objectReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	if err != nil && err != io.EOF {
+		err = r.client.errorf("read", r.key, err)
+	}
+	return n, err
+}
+
+func (r *objectReader) Close() error { return r.rc.Close() }
 
 // WriteLTXFile uploads a file in one atomic object write, with the LTX
 // header timestamp in its metadata.
@@ -219,51 +320,39 @@ func (c *ReplicaClient) WriteLTXFile(ctx context.Context, level int, minTXID, ma
 	if err != nil {
 		return nil, c.errorf("read LTX header for", key, err)
 	}
-	bkt, err := c.bucket(ctx)
+	src, err := newUploadSource(r)
 	if err != nil {
-		return nil, err
+		return nil, c.errorf("read LTX data for", key, err)
 	}
 	createdAt := time.UnixMilli(hdr.Timestamp).UTC()
-
-	// Cancelling the writer's context is the only way to abandon an
-	// upload: Close would otherwise commit the partial object.
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := bkt.Object(key).NewWriter(wctx)
-	w.ContentType = "application/octet-stream"
-	w.Metadata = map[string]string{MetadataKeyTimestamp: createdAt.Format(time.RFC3339Nano)}
-	n, err := io.Copy(w, r)
+	meta := &objectMeta{
+		ContentType: "application/octet-stream",
+		Metadata:    map[string]string{MetadataKeyTimestamp: createdAt.Format(time.RFC3339Nano)},
+	}
+	obj, err := c.upload(ctx, key, meta, src, nil)
 	if err != nil {
-		cancel()
-		_ = w.Close()
 		return nil, c.errorf("write", key, err)
 	}
-	if err := w.Close(); err != nil {
-		return nil, c.errorf("write", key, err)
-	}
-	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: n, CreatedAt: createdAt}, nil
+	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: obj.Size, CreatedAt: createdAt}, nil
 }
 
 // DeleteLTXFiles removes files; missing ones are ignored.
 func (c *ReplicaClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
-	if len(a) == 0 {
-		return ctx.Err()
-	}
-	bkt, err := c.bucket(ctx)
-	if err != nil {
+	if err := ctx.Err(); err != nil || len(a) == 0 {
 		return err
 	}
 	keys := make([]string, len(a))
 	for i, info := range a {
 		keys[i] = c.key(info.Level, info.MinTXID, info.MaxTXID)
 	}
-	return c.deleteKeys(ctx, bkt, keys)
+	return c.deleteKeys(ctx, keys)
 }
 
 // deleteKeys deletes objects a few at a time: GCS has no multi-object
-// delete in its JSON API, and one request per object in sequence is slow
-// for retention runs that drop thousands of files.
-func (c *ReplicaClient) deleteKeys(ctx context.Context, bkt *storage.BucketHandle, keys []string) error {
+// delete in its JSON API (only batch requests), and one request per
+// object in sequence is slow for retention runs that drop thousands of
+// files.
+func (c *ReplicaClient) deleteKeys(ctx context.Context, keys []string) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(deleteParallelism)
 	for _, key := range keys {
@@ -271,8 +360,7 @@ func (c *ReplicaClient) deleteKeys(ctx context.Context, bkt *storage.BucketHandl
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			err := bkt.Object(key).Delete(ctx)
-			if err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
+			if err := c.deleteObject(ctx, key); err != nil {
 				return c.errorf("delete", key, err)
 			}
 			return nil
@@ -281,24 +369,32 @@ func (c *ReplicaClient) deleteKeys(ctx context.Context, bkt *storage.BucketHandl
 	return g.Wait()
 }
 
+// deleteObject deletes one object; a missing one is not an error.
+func (c *ReplicaClient) deleteObject(ctx context.Context, key string) error {
+	ep, err := c.endpoint(ctx)
+	if err != nil {
+		return err
+	}
+	resp, err := c.send(ctx, http.MethodDelete, ep.objectURL(c.cfg.Bucket, key, nil), nil)
+	if httpCode(err) == http.StatusNotFound {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
 // DeleteAll removes every object under <path>/ltx/, the replica's tree.
 // Other objects sharing the path prefix are left alone.
 func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	bkt, err := c.bucket(ctx)
-	if err != nil {
-		return err
-	}
 	prefix := path.Join(c.cfg.Path, "ltx") + "/"
-	q := &storage.Query{Prefix: prefix}
-	if err := q.SetAttrSelection([]string{"Name"}); err != nil {
-		return c.errorf("list", prefix, err)
-	}
-	pager := newPager(bkt.Objects(ctx, q))
+	p := &pager{ctx: ctx, client: c, prefix: prefix}
 	for {
-		objs, done, err := pager.next()
+		objs, done, err := p.next()
 		if err != nil {
 			return c.errorf("list", prefix, err)
 		}
@@ -306,7 +402,7 @@ func (c *ReplicaClient) DeleteAll(ctx context.Context) error {
 		for i, o := range objs {
 			keys[i] = o.Name
 		}
-		if err := c.deleteKeys(ctx, bkt, keys); err != nil {
+		if err := c.deleteKeys(ctx, keys); err != nil {
 			return err
 		}
 		if done {
