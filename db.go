@@ -3,6 +3,7 @@ package litestream
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -89,6 +91,8 @@ type DB struct {
 	changed     chan struct{} // closed and replaced after each sync that wrote a file
 
 	lockFile *os.File // flock on the meta directory, held while open
+
+	syncedMark atomic.Value // walMark after the last Sync, read without mu
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -230,6 +234,68 @@ func (db *DB) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// persistWAL keeps the WAL file when c is the last connection to close:
+// its frames and salts then still prove continuity at the next start, so
+// a restart does not cost a full image (SQLite would delete the WAL).
+func persistWAL(c *sql.Conn) error {
+	err := c.Raw(func(dc any) error {
+		if fc, ok := dc.(sqlite.FileControl); ok {
+			_, err := fc.FileControlPersistWAL("main", 1)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("persist wal: %w", err)
+	}
+	return nil
+}
+
+// openConn opens a connection for one task, with the given busy timeout.
+func (db *DB) openConn(ctx context.Context, busyTimeout time.Duration) (*sql.Conn, error) {
+	c, err := db.sqldb.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite connection: %w", err)
+	}
+	if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeout.Milliseconds())); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("set busy timeout: %w", err)
+	}
+	if err := persistWAL(c); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// openWriteConn opens the connection that takes the write lock, unless it
+// is open. beginWrite polls for the lock itself: no busy timeout.
+func (db *DB) openWriteConn(ctx context.Context) (err error) {
+	if db.writeConn == nil {
+		db.writeConn, err = db.openConn(ctx, 0)
+	}
+	return err
+}
+
+// openCkptConn opens the connection that runs checkpoints, unless it is
+// open. A TRUNCATE checkpoint waits for readers with its busy timeout.
+func (db *DB) openCkptConn(ctx context.Context) (err error) {
+	if db.ckptConn == nil {
+		db.ckptConn, err = db.openConn(ctx, db.BusyTimeout)
+	}
+	return err
+}
+
+// releaseConns closes the write and checkpoint connections; db.mu held.
+func (db *DB) releaseConns() {
+	for _, c := range []**sql.Conn{&db.writeConn, &db.ckptConn} {
+		if *c != nil {
+			(*c).Close()
+			*c = nil
+		}
+	}
+}
+
 func (db *DB) closeConns() error {
 	var errs []error
 	if db.readTx {
@@ -304,28 +370,19 @@ func (db *DB) init(ctx context.Context) (err error) {
 	if db.sqldb, err = sql.Open("sqlite", dsn); err != nil {
 		return fmt.Errorf("open sqlite: %w", err)
 	}
-	for _, c := range []**sql.Conn{&db.writeConn, &db.readConn, &db.ckptConn} {
-		if *c, err = db.sqldb.Conn(ctx); err != nil {
-			return fmt.Errorf("open sqlite connection: %w", err)
-		}
+	// Only the read connection stays open; the others are opened for the
+	// checkpoint or resync that needs them and closed after (releaseConns):
+	// a SQLite connection costs about 85 KB, and 500 idle databases would
+	// hold two more each.
+	db.sqldb.SetMaxIdleConns(0)
+	if db.readConn, err = db.sqldb.Conn(ctx); err != nil {
+		return fmt.Errorf("open sqlite connection: %w", err)
 	}
-	// Keep the WAL file when our connection is the last to close: its
-	// frames and salts then still prove continuity at the next start, so a
-	// restart does not cost a full image (SQLite would delete the WAL).
-	for _, c := range []*sql.Conn{db.writeConn, db.readConn, db.ckptConn} {
-		if err := c.Raw(func(dc any) error {
-			if fc, ok := dc.(sqlite.FileControl); ok {
-				_, err := fc.FileControlPersistWAL("main", 1)
-				return err
-			}
-			return nil
-		}); err != nil {
-			return fmt.Errorf("persist wal: %w", err)
-		}
+	if err := persistWAL(db.readConn); err != nil {
+		return err
 	}
-	// beginWrite polls for the write lock itself.
-	if _, err := db.writeConn.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
-		return fmt.Errorf("set busy timeout: %w", err)
+	if err := db.openWriteConn(ctx); err != nil {
+		return err
 	}
 	var mode string
 	if err := db.writeConn.QueryRowContext(ctx, "PRAGMA journal_mode = wal").Scan(&mode); err != nil {
@@ -443,8 +500,12 @@ func (db *DB) reconcileWithReplica(ctx context.Context) error {
 func (db *DB) Sync(ctx context.Context) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
+	defer db.releaseConns()
 	start := time.Now()
 	err := db.syncLocked(ctx)
+	if db.pageSize > 0 {
+		db.syncedMark.Store(walMark{db.pos.offset, db.pos.salt1, db.pos.salt2, WALFrameHeaderSize + int64(db.pageSize)})
+	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		db.observeSync(start, err)
 	}
@@ -990,6 +1051,9 @@ func (db *DB) endRead() error {
 // growing intervals and loses against an application that commits in a
 // tight loop, so we poll quickly ourselves, for at most BusyTimeout.
 func (db *DB) beginWrite(ctx context.Context) error {
+	if err := db.openWriteConn(ctx); err != nil {
+		return err
+	}
 	deadline := time.Now().Add(db.BusyTimeout)
 	for {
 		_, err := db.writeConn.ExecContext(ctx, "BEGIN IMMEDIATE")
@@ -1069,6 +1133,7 @@ const (
 func (db *DB) Checkpoint(ctx context.Context, mode string) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
+	defer db.releaseConns()
 	if !db.initialized {
 		if err := db.syncLocked(ctx); err != nil {
 			return err
@@ -1084,6 +1149,9 @@ func (db *DB) Checkpoint(ctx context.Context, mode string) error {
 // data_version, that nobody committed in between; if someone did, the next
 // file is a full image.
 func (db *DB) checkpoint(ctx context.Context, mode string) error {
+	if err := db.openCkptConn(ctx); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
 	start := time.Now()
 	ran, err := db.runCheckpoint(ctx, mode)
 	if ran || err != nil {
@@ -1251,10 +1319,8 @@ func (db *DB) monitor(ctx context.Context) {
 			}
 		}
 		if wait := time.Until(db.LastSyncAt().Add(db.MonitorInterval + backoff)); wait > 0 {
-			select {
-			case <-ctx.Done():
+			if !db.waitForSync(ctx, wait, backoff == 0) {
 				return
-			case <-time.After(wait):
 			}
 		}
 		select { // coalesce notifications that arrived while waiting
@@ -1278,6 +1344,71 @@ func (db *DB) monitor(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// waitForSync waits d, or less when the WAL grows by the checkpoint
+// threshold meanwhile (if early is set): a fast writer can append 100 MB
+// of WAL in one monitor interval, and copying and checkpointing it in
+// steps of the threshold keeps the WAL near that size instead, and each
+// step's locked part short. Level-0 uploads stay at one per sync
+// interval whatever the number of steps. It returns false once ctx ends.
+func (db *DB) waitForSync(ctx context.Context, d time.Duration, early bool) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	var lastCheck time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+			return true
+		case <-db.kick:
+		}
+		// Every commit notifies; looking at most once a millisecond
+		// keeps the cost of the look (two small reads) negligible.
+		if early && db.MinCheckpointPageN > 0 && time.Since(lastCheck) >= time.Millisecond {
+			lastCheck = time.Now()
+			if db.walGrewBy(db.MinCheckpointPageN) {
+				return true
+			}
+		}
+	}
+}
+
+// walGrewBy reports whether the WAL holds at least n frames past the
+// position of the last sync, in the WAL generation that position is in
+// or in a new one: whether frame n after that start carries the salts of
+// the WAL header. Stale frames of older generations do not count.
+func (db *DB) walGrewBy(n int) bool {
+	m, _ := db.syncedMark.Load().(walMark)
+	if m.frameSize == 0 {
+		return false
+	}
+	f, err := os.Open(db.WALPath())
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [WALHeaderSize]byte
+	if _, err := f.ReadAt(b[:], 0); err != nil {
+		return false
+	}
+	salt1, salt2 := binary.BigEndian.Uint32(b[16:]), binary.BigEndian.Uint32(b[20:])
+	start := int64(WALHeaderSize)
+	if salt1 == m.salt1 && salt2 == m.salt2 && m.offset >= WALHeaderSize {
+		start = m.offset
+	}
+	if _, err := f.ReadAt(b[:WALFrameHeaderSize], start+int64(n-1)*m.frameSize); err != nil {
+		return false
+	}
+	return binary.BigEndian.Uint32(b[8:]) == salt1 && binary.BigEndian.Uint32(b[12:]) == salt2
+}
+
+// walMark is where the last sync left the WAL, for walGrewBy.
+type walMark struct {
+	offset       int64
+	salt1, salt2 uint32
+	frameSize    int64
 }
 
 // idlePollInterval is the stat poll's period while inotify watches the WAL.
