@@ -83,6 +83,9 @@ type DB struct {
 	syncedPages int    // WAL pages synced since the last checkpoint
 	lastCkptAt  time.Time
 	lastSyncAt  time.Time
+	lockedAt    time.Time     // when beginWrite last took the write lock
+	lockHeld    time.Duration // total time the write lock was held
+	ckptPause   time.Time     // no automatic checkpoint before this
 	changed     chan struct{} // closed and replaced after each sync that wrote a file
 
 	lockFile *os.File // flock on the meta directory, held while open
@@ -183,30 +186,6 @@ func (db *DB) Open() error {
 	if db.MonitorInterval > 0 {
 		db.wg.Add(1)
 		go func() { defer db.wg.Done(); db.monitor(db.ctx) }()
-	}
-	return nil
-}
-
-// CheckDBFile returns an error unless path is a regular file that is
-// empty or starts with the SQLite header.
-func CheckDBFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open database %s: %w", path, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("stat database %s: %w", path, err)
-	}
-	if fi.IsDir() {
-		return fmt.Errorf("database path %s is a directory", path)
-	}
-	var hdr [len(sqliteHeader)]byte
-	if n, _ := io.ReadFull(f, hdr[:]); n == 0 {
-		return nil // empty file: SQLite treats it as a new database
-	} else if string(hdr[:n]) != sqliteHeader {
-		return fmt.Errorf("%s: %w (bad file header)", path, ErrNotSQLite)
 	}
 	return nil
 }
@@ -357,7 +336,12 @@ func (db *DB) init(ctx context.Context) (err error) {
 	if err := db.writeConn.QueryRowContext(ctx, "PRAGMA page_size").Scan(&db.pageSize); err != nil {
 		return fmt.Errorf("read page size: %w", err)
 	}
-	if db.dbFile, err = db.FS.OpenFile(db.path, os.O_RDONLY, 0); err != nil {
+	if db.FS == OSFS {
+		db.dbFile, err = openDBFile(db.path)
+	} else {
+		db.dbFile, err = db.FS.OpenFile(db.path, os.O_RDONLY, 0)
+	}
+	if err != nil {
 		return fmt.Errorf("open database file: %w", err)
 	}
 	if err := db.FS.MkdirAll(db.LTXDir(), db.dirMode()); err != nil {
@@ -594,7 +578,7 @@ func (db *DB) syncWAL(ctx context.Context, locked bool) (bool, error) {
 		if seg.empty() {
 			return wrote, nil
 		}
-		if err := db.writeLevel0(wal, hdr, seg, false); err != nil {
+		if err := db.writeLevel0(wal, hdr, seg, false, false); err != nil {
 			return wrote, err
 		}
 		wrote = true
@@ -644,102 +628,196 @@ func (db *DB) lostContinuity(why string) error {
 	return nil
 }
 
-// resync runs under the write lock: no frame can be appended and no
-// checkpoint can run while it decides whether the WAL still continues the
-// last level-0 file, copies the rest (or a full image), and takes a fresh
-// read transaction anchored at the WAL end.
+// resync decides, under the write lock, whether the WAL still continues
+// the last level-0 file; no frame can be appended and no checkpoint can
+// run meanwhile. It copies the rest (or a full image) and takes a fresh
+// read transaction anchored at the WAL end. A large copy is written after
+// the lock is released (see walCopy), so the application waits only for
+// the decision, not for a full image; should the WAL change under that
+// copy after all, it is redone under the lock.
 func (db *DB) resync(ctx context.Context) error {
-	if err := db.beginWrite(ctx); err != nil {
-		return fmt.Errorf("resync: %w", err)
+	err := db.resyncOnce(ctx, true)
+	if errors.Is(err, errFrameChanged) {
+		db.logger().Info("wal changed while copying without the write lock; copying again under it", "error", err)
+		err = db.resyncOnce(ctx, false)
 	}
-	defer db.endWrite()
-	if err := db.endRead(); err != nil {
-		return fmt.Errorf("resync: %w", err)
-	}
-	if err := db.copyUnderWriteLock(); err != nil {
-		return fmt.Errorf("resync: %w", err)
-	}
-	if err := db.beginRead(ctx); err != nil {
+	if err != nil {
 		return fmt.Errorf("resync: %w", err)
 	}
 	db.needResync, db.resyncWhy = false, ""
 	return nil
 }
 
-// copyUnderWriteLock brings the level-0 files up to the WAL end, as an
-// increment when the WAL provably continues from our position, else as a
-// full image. It sets the anchor to the WAL end.
-func (db *DB) copyUnderWriteLock() error {
+func (db *DB) resyncOnce(ctx context.Context, mayUnlock bool) error {
+	if err := db.beginWrite(ctx); err != nil {
+		return err
+	}
+	locked := true
+	defer func() {
+		if locked {
+			db.endWrite()
+		}
+	}()
+	if err := db.endRead(); err != nil {
+		return err
+	}
+	c, err := db.planCopy()
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	unlock := mayUnlock && c.pages() > maxLockedCopyPages
+	if unlock {
+		if err := db.beginRead(ctx); err != nil {
+			return err
+		}
+		db.endWrite()
+		locked = false
+	}
+	if err := db.applyCopy(c, unlock); err != nil {
+		return err
+	}
+	if !unlock {
+		return db.beginRead(ctx)
+	}
+	return nil
+}
+
+// maxLockedCopyPages is the largest copy a resync writes while holding
+// the write lock; larger ones are written after releasing it.
+const maxLockedCopyPages = 256
+
+// walCopy is the level-0 file a resync writes: an increment from our
+// position or a full image, up to the WAL end seen under the write lock.
+//
+// It can be written after the write lock is released, under the read
+// transaction begun before the release, whose snapshot ends at that WAL
+// end. While a reader holds such a snapshot SQLite backfills no frame past
+// it into the database file, and moves no page of the database file at
+// all for a reader of the file alone (read mark 0), so every page the copy
+// reads from the database file stays as it was. WAL frames are safe too
+// while a reader holds a snapshot inside the WAL, but a reader of the file
+// alone does not stop a writer from restarting the WAL over frames that
+// are already backfilled; such a copy therefore checks every frame it
+// reads (readScannedFrame) and gives up with errFrameChanged.
+type walCopy struct {
+	wal   File // nil without a WAL file
+	hdr   walHeader
+	hdrOK bool // the WAL has a valid header for our page size
+	seg   *walSegment
+	full  bool
+	size  uint32 // database size in pages, for a full image
+}
+
+func (c *walCopy) close() {
+	if c.wal != nil {
+		c.wal.Close()
+	}
+}
+
+// pages is the number of pages the copy writes, roughly.
+func (c *walCopy) pages() int {
+	if c.full {
+		return int(max(c.seg.commit, c.size))
+	}
+	return len(c.seg.pages)
+}
+
+// planCopy runs under the write lock: it scans the WAL to its end and
+// decides between an increment, when the WAL provably continues from our
+// position, and a full image.
+func (db *DB) planCopy() (c *walCopy, err error) {
+	c = &walCopy{full: true}
 	wal, err := db.FS.OpenFile(db.WALPath(), os.O_RDONLY, 0)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("open wal: %w", err)
+		return nil, fmt.Errorf("open wal: %w", err)
 	}
-	var hdr walHeader
 	var size int64
-	hdrOK := false
 	if wal != nil {
-		defer wal.Close()
+		c.wal = wal
+		defer func() {
+			if err != nil {
+				c.close()
+			}
+		}()
 		fi, err := wal.Stat()
 		if err != nil {
-			return fmt.Errorf("stat wal: %w", err)
+			return nil, fmt.Errorf("stat wal: %w", err)
 		}
 		size = fi.Size()
-		if hdr, err = readWALHeader(wal); err == nil {
-			hdrOK = hdr.pageSize == db.pageSize
+		if c.hdr, err = readWALHeader(wal); err == nil {
+			c.hdrOK = c.hdr.pageSize == db.pageSize
 		} else if !errors.Is(err, errWALHeader) {
-			return err
+			return nil, err
 		}
 	}
 
-	full := true
-	offset, seed := int64(WALHeaderSize), hdr.checksum
-	if hdrOK {
-		sum, same, err := db.checkCopiedFrames(wal, hdr, size)
+	offset, seed := int64(WALHeaderSize), c.hdr.checksum
+	if c.hdrOK {
+		sum, same, err := db.checkCopiedFrames(wal, c.hdr, size)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if same && db.pos.txid > 0 {
-			full, offset, seed = false, db.pos.offset, sum
+			c.full, offset, seed = false, db.pos.offset, sum
 		}
 	}
-	if full && db.pos.txid > 0 {
+	if c.full && db.pos.txid > 0 {
 		db.logger().Info("writing full image", "reason", db.resyncWhy, "txid", (db.pos.txid + 1).String())
 	}
 
-	seg := &walSegment{start: offset, end: offset, checksum: seed, pages: map[uint32]int64{}}
-	if hdrOK {
-		if seg, err = scanWAL(wal, size, hdr, offset, seed, 0); err != nil {
-			return err
-		}
-		if !full && seg.empty() && seg.broken {
-			// Nobody is writing, yet the frames after ours do not continue
-			// our chain: ours were never published (their writer died)
-			// and a shorter transaction overwrote their start.
-			db.logger().Info("writing full image", "reason", "frames we copied were never published and are overwritten", "txid", (db.pos.txid + 1).String())
-			full, offset, seed = true, WALHeaderSize, hdr.checksum
-			if seg, err = scanWAL(wal, size, hdr, offset, seed, 0); err != nil {
-				return err
-			}
+	c.seg = &walSegment{start: offset, end: offset, checksum: seed, pages: map[uint32]int64{}}
+	if !c.hdrOK {
+		return c, db.sizeFullImage(c)
+	}
+	if c.seg, err = scanWAL(wal, size, c.hdr, offset, seed, 0); err != nil {
+		return nil, err
+	}
+	if !c.full && c.seg.empty() && c.seg.broken {
+		// Nobody is writing, yet the frames after ours do not continue
+		// our chain: ours were never published (their writer died)
+		// and a shorter transaction overwrote their start.
+		db.logger().Info("writing full image", "reason", "frames we copied were never published and are overwritten", "txid", (db.pos.txid + 1).String())
+		c.full = true
+		if c.seg, err = scanWAL(wal, size, c.hdr, WALHeaderSize, c.hdr.checksum, 0); err != nil {
+			return nil, err
 		}
 	}
-	if full {
-		if err := db.writeLevel0(wal, hdr, seg, true); err != nil {
-			return err
-		}
-	} else if !seg.empty() {
-		if err := db.writeLevel0(wal, hdr, seg, false); err != nil {
+	return c, db.sizeFullImage(c)
+}
+
+// sizeFullImage records the database file's size in pages for a full image.
+func (db *DB) sizeFullImage(c *walCopy) error {
+	if !c.full {
+		return nil
+	}
+	fi, err := db.dbFile.Stat()
+	if err != nil {
+		return fmt.Errorf("stat database: %w", err)
+	}
+	c.size = uint32(fi.Size() / int64(db.pageSize))
+	return nil
+}
+
+// applyCopy writes c's level-0 file, if it has pages, and sets our
+// position and the anchor to the WAL end it covers. With checkFrames, every
+// WAL frame read is checked to be still the scanned one.
+func (db *DB) applyCopy(c *walCopy, checkFrames bool) error {
+	if c.full || !c.seg.empty() {
+		if err := db.writeLevel0(c.wal, c.hdr, c.seg, c.full, checkFrames); err != nil {
 			return err
 		}
 	}
+	hdr, seg := c.hdr, c.seg
 	db.pos.offset, db.pos.checksum = seg.end, seg.checksum
 	db.pos.salt1, db.pos.salt2, db.pos.ckptSeq = hdr.salt1, hdr.salt2, hdr.checkpointSeq
-	db.anchor = walAnchor{valid: true, offset: seg.end, salt1: hdr.salt1, salt2: hdr.salt2, ckptSeq: hdr.checkpointSeq, emptyHeader: !hdrOK}
+	db.anchor = walAnchor{valid: true, offset: seg.end, salt1: hdr.salt1, salt2: hdr.salt2, ckptSeq: hdr.checkpointSeq, emptyHeader: !c.hdrOK}
 	return nil
 }
 
 // writeLevel0 writes the next level-0 file: the pages of seg, plus growth
 // pages, or every page when full is set.
-func (db *DB) writeLevel0(wal File, hdr walHeader, seg *walSegment, full bool) error {
+func (db *DB) writeLevel0(wal File, hdr walHeader, seg *walSegment, full, checkFrames bool) error {
 	commit := seg.commit
 	if commit == 0 { // full image with no committed WAL frames
 		fi, err := db.dbFile.Stat()
@@ -778,8 +856,20 @@ func (db *DB) writeLevel0(wal File, hdr walHeader, seg *walSegment, full bool) e
 		h.WALOffset, h.WALSize = seg.start, seg.end-seg.start
 		h.WALSalt1, h.WALSalt2 = hdr.salt1, hdr.salt2
 	}
+	var frame []byte
+	if checkFrames {
+		frame = make([]byte, hdr.frameSize())
+	}
 	readPage := func(pgno uint32, buf []byte) error {
-		if off, ok := seg.pages[pgno]; ok {
+		off, ok := seg.pages[pgno]
+		switch {
+		case ok && checkFrames:
+			if err := readScannedFrame(wal, hdr, off, frame); err != nil {
+				return err
+			}
+			copy(buf, frame[WALFrameHeaderSize:])
+			return nil
+		case ok:
 			_, err := wal.ReadAt(buf, off+WALFrameHeaderSize)
 			return err
 		}
@@ -904,6 +994,7 @@ func (db *DB) beginWrite(ctx context.Context) error {
 	for {
 		_, err := db.writeConn.ExecContext(ctx, "BEGIN IMMEDIATE")
 		if err == nil {
+			db.lockedAt = time.Now()
 			return nil
 		}
 		if !isBusy(err) || time.Now().After(deadline) {
@@ -918,6 +1009,7 @@ func (db *DB) beginWrite(ctx context.Context) error {
 }
 
 func (db *DB) endWrite() {
+	db.lockHeld += time.Since(db.lockedAt)
 	if _, err := db.writeConn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
 		db.logger().Error("release write lock", "error", err)
 	}
@@ -931,18 +1023,41 @@ func (db *DB) walPages() int {
 	return int((db.pos.offset - WALHeaderSize) / (WALFrameHeaderSize + int64(db.pageSize)))
 }
 
+// checkpointIfNeeded runs an automatic checkpoint when a threshold is
+// reached. PASSIVE ones are paced (see checkpointLockShare).
 func (db *DB) checkpointIfNeeded(ctx context.Context) error {
+	mode := ""
 	n := db.walPages()
 	switch {
 	case db.TruncatePageN > 0 && n >= db.TruncatePageN:
-		return db.checkpoint(ctx, CheckpointTruncate)
+		mode = CheckpointTruncate // the WAL's size limit: never postponed
+	case time.Now().Before(db.ckptPause):
+		return nil
 	case db.MinCheckpointPageN > 0 && n >= db.MinCheckpointPageN:
-		return db.checkpoint(ctx, CheckpointPassive)
+		mode = CheckpointPassive
 	case db.CheckpointInterval > 0 && db.syncedPages > 0 && time.Since(db.lastCkptAt) >= db.CheckpointInterval:
-		return db.checkpoint(ctx, CheckpointPassive)
+		mode = CheckpointPassive
+	default:
+		return nil
 	}
-	return nil
+	held := db.lockHeld
+	err := db.checkpoint(ctx, mode)
+	db.ckptPause = time.Now().Add(max((checkpointLockShare-1)*(db.lockHeld-held), minCheckpointGap))
+	return err
 }
+
+// Automatic checkpoints are paced. Each takes the application's write
+// lock, and SQLite's busy handler in the application sleeps between
+// attempts (up to 100 ms): an engine that checkpointed after every sync
+// could win every race for the lock until the application's busy timeout
+// expired. After a checkpoint that held the lock for d, the next
+// automatic one waits (checkpointLockShare-1)*d, and at least
+// minCheckpointGap, so a waiting application wakes while the lock is
+// free.
+const (
+	checkpointLockShare = 5
+	minCheckpointGap    = 100 * time.Millisecond
+)
 
 // Checkpoint modes.
 const (

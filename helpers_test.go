@@ -164,11 +164,18 @@ func (h *harness) sync() ltx.TXID {
 
 func (h *harness) restore(target litestream.RestoreTarget) string {
 	h.t.Helper()
+	return contentHash(h.t, h.restoreFile(target))
+}
+
+// restoreFile restores target, with a full integrity check, into a new
+// file and returns its path.
+func (h *harness) restoreFile(target litestream.RestoreTarget) string {
+	h.t.Helper()
 	out := filepath.Join(h.t.TempDir(), "restored.db")
 	if _, err := litestream.Restore(h.ctx, h.client, litestream.RestoreOptions{OutputPath: out, Target: target, IntegrityCheck: "full"}); err != nil {
 		h.t.Fatalf("restore %+v: %v", target, err)
 	}
-	return contentHash(h.t, out)
+	return out
 }
 
 // verifyAll restores the latest state, every recorded TXID, and the

@@ -188,3 +188,32 @@ func frameChecksumAt(r io.ReaderAt, hdr walHeader, offset int64) ([2]uint32, boo
 		binary.BigEndian.Uint32(b[4:]) != 0 // a sync always ends on a commit frame
 	return [2]uint32{binary.BigEndian.Uint32(b[16:]), binary.BigEndian.Uint32(b[20:])}, ok, nil
 }
+
+// errFrameChanged reports a WAL frame that is no longer the one a scan
+// found at its offset: another writer restarted the WAL over it.
+var errFrameChanged = errors.New("wal frame changed since it was scanned")
+
+// readScannedFrame reads into frame the frame at off that a scan of the
+// WAL generation hdr found there, and checks that it still is that frame:
+// it carries hdr's salts and continues the checksum chain from the frame
+// before it. The page is frame[WALFrameHeaderSize:].
+func readScannedFrame(r io.ReaderAt, hdr walHeader, off int64, frame []byte) error {
+	seed := hdr.checksum
+	if off > WALHeaderSize {
+		var prev [8]byte
+		if _, err := r.ReadAt(prev[:], off-hdr.frameSize()+16); err != nil {
+			return fmt.Errorf("read wal frame header at offset %d: %w", off-hdr.frameSize(), err)
+		}
+		seed = [2]uint32{binary.BigEndian.Uint32(prev[0:]), binary.BigEndian.Uint32(prev[4:])}
+	}
+	if _, err := r.ReadAt(frame, off); err != nil {
+		return fmt.Errorf("read wal frame at offset %d: %w", off, err)
+	}
+	sum := walChecksum(hdr.bigEndian, seed, frame[:8])
+	sum = walChecksum(hdr.bigEndian, sum, frame[WALFrameHeaderSize:])
+	if binary.BigEndian.Uint32(frame[8:]) != hdr.salt1 || binary.BigEndian.Uint32(frame[12:]) != hdr.salt2 ||
+		sum[0] != binary.BigEndian.Uint32(frame[16:]) || sum[1] != binary.BigEndian.Uint32(frame[20:]) {
+		return fmt.Errorf("offset %d: %w", off, errFrameChanged)
+	}
+	return nil
+}

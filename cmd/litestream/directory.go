@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -11,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/sqlitebackup/litestream"
 	"github.com/sqlitebackup/litestream/config"
 )
 
@@ -309,14 +309,11 @@ func findDBConfig(cfg *config.Config, dbPath string) (*config.DBConfig, error) {
 // isSQLiteFile reports whether p is a file that starts with the SQLite
 // header. An empty file is not (yet) a database.
 func isSQLiteFile(p string) bool {
-	f, err := os.Open(p)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	var hdr [len(sqliteMagic)]byte
-	_, err = io.ReadFull(f, hdr[:])
-	return err == nil && string(hdr[:]) == sqliteMagic
+	fi, err := os.Stat(p)
+	// CheckDBFile reads through the engine's shared descriptor: closing a
+	// descriptor of our own would drop the SQLite locks of the databases
+	// this process replicates.
+	return err == nil && fi.Mode().IsRegular() && fi.Size() >= int64(len(sqliteMagic)) && litestream.CheckDBFile(p) == nil
 }
 
 // isSidecarName reports whether a file name belongs to SQLite's own
