@@ -19,7 +19,10 @@ import (
 //
 // Uploads are event driven: the first change after a quiet period is sent
 // at once, then at most one upload pass per SyncInterval while changes
-// keep coming, so the cost under load stays what it is upstream.
+// keep coming, so the cost under load stays what it is upstream. A pass
+// that finds several pending level-0 files sends them as one merged
+// level-0 file (uploadRun), so a pass is one upload however many files
+// the database wrote meanwhile.
 type Replica struct {
 	db     *DB
 	Client ReplicaClient
@@ -121,7 +124,8 @@ func (r *Replica) maxRemoteTXID(ctx context.Context) (ltx.TXID, error) {
 	return maxTXID, nil
 }
 
-// Sync uploads every local level-0 file the replica does not have yet.
+// Sync uploads every local level-0 file the replica does not have yet,
+// contiguous files merged into one upload (uploadRun).
 func (r *Replica) Sync(ctx context.Context) error {
 	ctx, leaseDone, err := r.ensureLease(ctx)
 	if err != nil {
