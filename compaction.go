@@ -83,6 +83,70 @@ func (r *Replica) openLTX(ctx context.Context, info *ltx.FileInfo) (io.ReadClose
 	return openResumable(ctx, r.Client, info)
 }
 
+// compactionInputs returns what one compaction of a prefix of infos
+// (replica files, oldest first) reads, and how many of infos that prefix
+// holds. Level-0 files are read locally when possible: the file itself,
+// or, for a file that merged several local files into one upload, those
+// local files, which merge to the same pages. The prefix is the longest
+// one whose inputs fit in one merge (ltxfile.MaxCompactInputs), always at
+// least one file.
+func (r *Replica) compactionInputs(ctx context.Context, infos []*ltx.FileInfo) ([]ltxfile.Input, int, error) {
+	var local []*ltx.FileInfo
+	if hasLevel0(infos) {
+		var err error
+		if local, err = r.db.localLTXFiles(); err != nil {
+			return nil, 0, err
+		}
+	}
+	var expanded []*ltx.FileInfo
+	n := 0
+	for ; n < len(infos); n++ {
+		files := []*ltx.FileInfo{infos[n]}
+		if pieces := localPieces(local, infos[n]); len(pieces) > 1 {
+			files = pieces
+		}
+		if n > 0 && len(expanded)+len(files) > ltxfile.MaxCompactInputs {
+			break
+		}
+		expanded = append(expanded, files...)
+	}
+	if len(expanded) > ltxfile.MaxCompactInputs { // one file with too many pieces
+		return r.inputs(ctx, infos[:1]), 1, nil
+	}
+	return r.inputs(ctx, expanded), n, nil
+}
+
+func hasLevel0(infos []*ltx.FileInfo) bool {
+	for _, info := range infos {
+		if info.Level == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// localPieces returns the local level-0 files (local is ascending) that
+// exactly cover the TXIDs of the replica's level-0 file info, or nil.
+func localPieces(local []*ltx.FileInfo, info *ltx.FileInfo) []*ltx.FileInfo {
+	if info.Level != 0 || info.MinTXID == info.MaxTXID {
+		return nil
+	}
+	i := sort.Search(len(local), func(i int) bool { return local[i].MinTXID >= info.MinTXID })
+	next := info.MinTXID
+	for j := i; j < len(local); j++ {
+		if local[j].MinTXID != next || local[j].MaxTXID > info.MaxTXID {
+			return nil
+		}
+		if local[j].MaxTXID == info.MaxTXID {
+			return local[i : j+1]
+		}
+		next = local[j].MaxTXID + 1
+	}
+	return nil
+}
+
+// inputs opens each file locally-first (openLTX). Local pieces are listed
+// with Level 0 and their own TXIDs, so they open from the meta directory.
 func (r *Replica) inputs(ctx context.Context, infos []*ltx.FileInfo) []ltxfile.Input {
 	return ltxInputs(infos, func(info *ltx.FileInfo) (io.ReadCloser, error) { return r.openLTX(ctx, info) })
 }
@@ -99,9 +163,10 @@ func ltxInputs(infos []*ltx.FileInfo, open func(*ltx.FileInfo) (io.ReadCloser, e
 	return inputs
 }
 
-// writeCompacted merges infos into one file of level dst in the replica,
-// streaming: pages flow from the inputs through the merge into the upload.
-func (r *Replica) writeCompacted(ctx context.Context, dst int, infos []*ltx.FileInfo) (*ltx.FileInfo, error) {
+// writeCompacted merges infos, read through inputs (compactionInputs),
+// into one file of level dst in the replica, streaming: pages flow from
+// the inputs through the merge into the upload.
+func (r *Replica) writeCompacted(ctx context.Context, dst int, infos []*ltx.FileInfo, inputs []ltxfile.Input) (*ltx.FileInfo, error) {
 	minTXID, maxTXID := infos[0].MinTXID, infos[len(infos)-1].MaxTXID
 	op := "compaction"
 	if dst == SnapshotLevel {
@@ -115,7 +180,7 @@ func (r *Replica) writeCompacted(ctx context.Context, dst int, infos []*ltx.File
 	}
 	pr, pw := io.Pipe()
 	go func() {
-		_, err := ltxfile.CompactWithProgress(pw, progress.countInputs(r.inputs(ctx, infos)), pages)
+		_, err := ltxfile.CompactWithProgress(pw, progress.countInputs(inputs), pages)
 		pw.CloseWithError(err)
 	}()
 	info, err := r.Client.WriteLTXFile(ctx, dst, minTXID, maxTXID, pr)
@@ -185,8 +250,11 @@ func (r *Replica) compact(ctx context.Context, dst int) ([]*ltx.FileInfo, error)
 	}
 	var written []*ltx.FileInfo
 	for len(infos) > 0 {
-		n := min(len(infos), ltxfile.MaxCompactInputs)
-		info, err := r.writeCompacted(ctx, dst, infos[:n])
+		inputs, n, err := r.compactionInputs(ctx, infos)
+		if err != nil {
+			return written, err
+		}
+		info, err := r.writeCompacted(ctx, dst, infos[:n], inputs)
 		if err != nil {
 			return written, err
 		}
@@ -248,8 +316,11 @@ func (r *Replica) snapshot(ctx context.Context) (*ltx.FileInfo, error) {
 			r.forgetLevels()
 			return nil, fmt.Errorf("snapshot: %w", err)
 		}
-		n := min(len(plan), ltxfile.MaxCompactInputs)
-		info, err := r.writeCompacted(ctx, SnapshotLevel, plan[:n])
+		inputs, n, err := r.compactionInputs(ctx, plan)
+		if err != nil {
+			return nil, err
+		}
+		info, err := r.writeCompacted(ctx, SnapshotLevel, plan[:n], inputs)
 		if err != nil || n == len(plan) {
 			return info, err
 		}
@@ -390,14 +461,27 @@ func (r *Replica) observeL0Retention(infos []*ltx.FileInfo, l1Max ltx.TXID, cuto
 	l0RetentionGauge.WithLabelValues(name, "too_recent").Set(float64(tooRecent))
 }
 
-// removeLocalLTX deletes local level-0 files, never the newest one.
+// removeLocalLTX deletes the local level-0 files that infos (replica
+// level-0 files, ascending) cover, never the newest local one. A replica
+// file may have merged several local files into one upload, so local
+// files are chosen by TXID: every one up to the last TXID of infos. Local
+// TXIDs at or below a replica TXID are always files we uploaded (after
+// another writer, numbering continues after the replica's TXIDs).
 func (db *DB) removeLocalLTX(infos []*ltx.FileInfo) error {
+	if len(infos) == 0 {
+		return nil
+	}
+	through := infos[len(infos)-1].MaxTXID
+	local, err := db.localLTXFiles()
+	if err != nil {
+		return err
+	}
 	db.mu.Lock()
 	newest := db.pos.txid
 	db.mu.Unlock()
-	for _, info := range infos {
-		if info.MaxTXID >= newest {
-			continue
+	for _, info := range local {
+		if info.MaxTXID > through || info.MaxTXID >= newest {
+			break
 		}
 		if err := db.FS.Remove(db.LTXPath(info.MinTXID, info.MaxTXID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove local level-0 file: %w", err)
@@ -423,8 +507,6 @@ func ValidateLevels(ctx context.Context, client ReplicaClient) ([]error, error) 
 				problems = append(problems, fmt.Errorf("level %d file %s: TXIDs out of order", level, name))
 			case level == SnapshotLevel && info.MinTXID != 1:
 				problems = append(problems, fmt.Errorf("level %d file %s: snapshot does not start at TXID 1", level, name))
-			case level == 0 && info.MinTXID != info.MaxTXID:
-				problems = append(problems, fmt.Errorf("level 0 file %s: spans several TXIDs", name))
 			case level < SnapshotLevel && i > 0 && info.MinTXID <= infos[i-1].MaxTXID:
 				problems = append(problems, fmt.Errorf("level %d file %s overlaps %s", level, name, ltx.FormatFilename(infos[i-1].MinTXID, infos[i-1].MaxTXID)))
 			case level < SnapshotLevel && i > 0 && info.MinTXID > infos[i-1].MaxTXID+1:

@@ -19,7 +19,10 @@ import (
 //
 // Uploads are event driven: the first change after a quiet period is sent
 // at once, then at most one upload pass per SyncInterval while changes
-// keep coming, so the cost under load stays what it is upstream.
+// keep coming, so the cost under load stays what it is upstream. A pass
+// that finds several pending level-0 files sends them as one merged
+// level-0 file (uploadRun), so a pass is one upload however many files
+// the database wrote meanwhile.
 type Replica struct {
 	db     *DB
 	Client ReplicaClient
@@ -53,6 +56,7 @@ type Replica struct {
 
 	levels            [SnapshotLevel + 1]levelState // cached per-level maximum TXIDs
 	l0RetainedThrough ltx.TXID                      // level-0 retention has examined files up to here
+	failedRunMax      ltx.TXID                      // last TXID of a merged upload that failed; 0 if none
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -120,7 +124,8 @@ func (r *Replica) maxRemoteTXID(ctx context.Context) (ltx.TXID, error) {
 	return maxTXID, nil
 }
 
-// Sync uploads every local level-0 file the replica does not have yet.
+// Sync uploads every local level-0 file the replica does not have yet,
+// contiguous files merged into one upload (uploadRun).
 func (r *Replica) Sync(ctx context.Context) error {
 	ctx, leaseDone, err := r.ensureLease(ctx)
 	if err != nil {
@@ -181,28 +186,34 @@ func (r *Replica) upload(ctx context.Context) (gapAt ltx.TXID, err error) {
 	}
 	progress := r.startUploadProgress(infos, pos)
 	defer progress.finish()
-	for _, info := range infos {
-		if info.MaxTXID <= pos {
+	for len(infos) > 0 {
+		if infos[0].MaxTXID <= pos {
+			infos = infos[1:]
 			continue
 		}
-		if info.MinTXID != pos+1 {
+		if infos[0].MinTXID != pos+1 {
 			return pos + 1, nil
 		}
-		level := 0
+		level, run := 0, r.uploadRun(infos)
 		if pos == 0 {
 			// The first file of an empty replica is a full image: it goes
 			// to the snapshot level only, where restores start, and level
 			// 0 continues after it. A copy in level 0 would be compacted
 			// into every level above, one more copy of the database each.
-			level = SnapshotLevel
+			level, run = SnapshotLevel, infos[:1]
 		}
-		if err := r.uploadFile(ctx, level, info, progress); err != nil {
+		if err := r.uploadFiles(ctx, level, run, progress); err != nil {
 			r.mu.Lock()
 			r.posKnown = false // re-read the replica before trusting pos again
+			r.failedRunMax = run[len(run)-1].MaxTXID
 			r.mu.Unlock()
 			return 0, err
 		}
-		pos = info.MaxTXID
+		pos = run[len(run)-1].MaxTXID
+		infos = infos[len(run):]
+		r.mu.Lock()
+		r.failedRunMax = 0
+		r.mu.Unlock()
 		r.setPos(pos)
 		r.noteLevelMax(level, pos)
 	}
@@ -229,6 +240,58 @@ func (r *Replica) startUploadProgress(infos []*ltx.FileInfo, pos ltx.TXID) *prog
 	return startProgress(r.db.OnProgress, "upload", size, 0)
 }
 
+// maxMergeBytes bounds the local level-0 files merged into one upload, by
+// their total size: one merged upload stays the size of one level-0 file
+// written at DefaultMaxSyncWALBytes, so a bulk load is still sent as a
+// series of bounded uploads within the pass. Ordinary writes produce a
+// few small files per sync-interval and stay far below it.
+var maxMergeBytes int64 = DefaultMaxSyncWALBytes
+
+// uploadRun returns the files, from the start of infos (local level-0
+// files, the first of them next for the replica), that go to the replica
+// as one level-0 file: the contiguous files after the first up to
+// maxMergeBytes in total and ltxfile.MaxCompactInputs files, so that
+// compaction can read the pieces of any merged file in one merge. After a
+// failed upload the next pass sends the same run again (it ends where the
+// failed one did): were the failed upload to land after all, it would
+// then be the same file under the same name, never an overlapping one.
+func (r *Replica) uploadRun(infos []*ltx.FileInfo) []*ltx.FileInfo {
+	r.mu.Lock()
+	retryMax := r.failedRunMax
+	r.mu.Unlock()
+	size := infos[0].Size
+	n := 1
+	for ; n < len(infos) && n < ltxfile.MaxCompactInputs; n++ {
+		prev, next := infos[n-1], infos[n]
+		if next.MinTXID != prev.MaxTXID+1 || size+next.Size > maxMergeBytes ||
+			(retryMax >= infos[0].MinTXID && prev.MaxTXID >= retryMax) {
+			break
+		}
+		size += next.Size
+	}
+	return infos[:n]
+}
+
+// uploadFiles sends run (contiguous local level-0 files) to the replica
+// as one file of level: a single file as it is, several merged.
+func (r *Replica) uploadFiles(ctx context.Context, level int, run []*ltx.FileInfo, progress *progressOp) error {
+	if len(run) == 1 {
+		return r.uploadFile(ctx, level, run[0], progress)
+	}
+	minTXID, maxTXID := run[0].MinTXID, run[len(run)-1].MaxTXID
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := ltxfile.Merge(pw, progress.countInputs(r.db.localInputs(run)))
+		pw.CloseWithError(err)
+	}()
+	_, err := r.Client.WriteLTXFile(ctx, level, minTXID, maxTXID, pr)
+	pr.CloseWithError(err) // unblocks the merge if the upload failed
+	if err != nil {
+		return &FileError{Op: "upload merged", Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Err: err}
+	}
+	return nil
+}
+
 func (r *Replica) uploadFile(ctx context.Context, level int, info *ltx.FileInfo, progress *progressOp) error {
 	f, err := r.db.openLocalLTX(info.MinTXID, info.MaxTXID)
 	if err != nil {
@@ -239,6 +302,13 @@ func (r *Replica) uploadFile(ctx context.Context, level int, info *ltx.FileInfo,
 		return &FileError{Op: "upload", Level: level, MinTXID: info.MinTXID, MaxTXID: info.MaxTXID, Err: err}
 	}
 	return nil
+}
+
+// localInputs names and opens local level-0 files for a merge.
+func (db *DB) localInputs(infos []*ltx.FileInfo) []ltxfile.Input {
+	return ltxInputs(infos, func(info *ltx.FileInfo) (io.ReadCloser, error) {
+		return db.openLocalLTX(info.MinTXID, info.MaxTXID)
+	})
 }
 
 // uploadSnapshot re-encodes the full-image level-0 file txid as snapshot

@@ -409,6 +409,12 @@ func (r *Replica) wroteNewest(ctx context.Context, txid ltx.TXID) (bool, error) 
 	}
 	remote, err := r.remoteHeader(ctx, 0, txid, txid)
 	if errors.Is(err, fs.ErrNotExist) {
+		// Several local files uploaded as one (ltxfile.Merge): the merged
+		// file has the header of its newest piece but its own MinTXID.
+		remote, err = r.mergedHeader(ctx, txid)
+		remote.MinTXID, remote.PreApplyChecksum = local.MinTXID, local.PreApplyChecksum
+	}
+	if errors.Is(err, fs.ErrNotExist) {
 		// The first file of an empty replica is uploaded to the snapshot
 		// level only (rebased to start at TXID 1 when it recovered a gap).
 		remote, err = r.remoteHeader(ctx, SnapshotLevel, 1, txid)
@@ -420,6 +426,27 @@ func (r *Replica) wroteNewest(ctx context.Context, txid ltx.TXID) (bool, error) 
 		return false, err
 	}
 	return remote == local, nil
+}
+
+// mergedHeader reads the header of the replica's level-0 file that ends
+// at txid and starts before it. One of ours merges at most
+// ltxfile.MaxCompactInputs local files of one TXID each, so only the
+// files starting that far back are listed.
+func (r *Replica) mergedHeader(ctx context.Context, txid ltx.TXID) (ltx.Header, error) {
+	seek := ltx.TXID(1)
+	if txid > ltxfile.MaxCompactInputs {
+		seek = txid - ltxfile.MaxCompactInputs
+	}
+	infos, err := LTXFileInfos(ctx, r.Client, 0, seek, false)
+	if err != nil {
+		return ltx.Header{}, err
+	}
+	for _, info := range infos {
+		if info.MaxTXID == txid && info.MinTXID < txid {
+			return r.remoteHeader(ctx, 0, info.MinTXID, txid)
+		}
+	}
+	return ltx.Header{}, &FileError{Op: "compare with local file", Level: 0, MinTXID: txid, MaxTXID: txid, Err: fs.ErrNotExist}
 }
 
 // remoteHeader reads the header of one replica file.

@@ -332,32 +332,68 @@ func Compact(w io.Writer, inputs []Input) (ltx.Header, error) {
 // page written with the count so far and the expected total: the database
 // size in pages for a snapshot, 0 (unknown) for other compactions.
 func CompactWithProgress(w io.Writer, inputs []Input, pages func(done, total int64)) (ltx.Header, error) {
-	if len(inputs) == 0 || len(inputs) > MaxCompactInputs {
-		return ltx.Header{}, fmt.Errorf("compact: %d inputs (want 1..%d)", len(inputs), MaxCompactInputs)
-	}
-	hdrs, err := readHeaders(inputs)
-	if err != nil {
-		return ltx.Header{}, fmt.Errorf("compact: %w", err)
-	}
+	return compact(w, inputs, compactedHeader, pages, "compact")
+}
+
+// compactedHeader is the header of a compaction: the TXID range of the
+// inputs, the newest timestamp, no WAL fields.
+func compactedHeader(hdrs []ltx.Header) ltx.Header {
 	first, last := hdrs[0], hdrs[len(hdrs)-1]
-	hdr := ltx.Header{
+	return ltx.Header{
 		Version:   ltx.Version,
 		Flags:     ltx.HeaderFlagNoChecksum,
 		PageSize:  first.PageSize,
 		Commit:    last.Commit,
 		MinTXID:   first.MinTXID,
 		MaxTXID:   last.MaxTXID,
-		Timestamp: last.Timestamp,
+		Timestamp: newestTimestamp(hdrs),
 	}
+}
+
+func newestTimestamp(hdrs []ltx.Header) int64 {
+	ts := hdrs[len(hdrs)-1].Timestamp
 	for _, h := range hdrs {
-		hdr.Timestamp = max(hdr.Timestamp, h.Timestamp)
+		ts = max(ts, h.Timestamp)
 	}
+	return ts
+}
+
+// Merge writes consecutive level-0 files (oldest first) as one level-0
+// file covering all their TXIDs, so that several files go to the replica
+// in one upload. Pages merge as in Compact, but the file stays what the
+// newest input is: its header is the newest input's (flags, commit, WAL
+// offset, size and salts, which tell where reading the WAL continues and
+// which database wrote it) with the first input's MinTXID and pre-apply
+// checksum and the newest timestamp of all, and its trailer carries the
+// newest input's post-apply checksum.
+func Merge(w io.Writer, inputs []Input) (ltx.Header, error) {
+	return compact(w, inputs, mergedHeader, nil, "merge")
+}
+
+func mergedHeader(hdrs []ltx.Header) ltx.Header {
+	hdr := hdrs[len(hdrs)-1]
+	hdr.MinTXID, hdr.PreApplyChecksum = hdrs[0].MinTXID, hdrs[0].PreApplyChecksum
+	hdr.Timestamp = newestTimestamp(hdrs)
+	return hdr
+}
+
+// compact merges inputs into w under the header makeHeader derives from
+// theirs; op names the operation in errors.
+func compact(w io.Writer, inputs []Input, makeHeader func([]ltx.Header) ltx.Header, pages func(done, total int64), op string) (ltx.Header, error) {
+	if len(inputs) == 0 || len(inputs) > MaxCompactInputs {
+		return ltx.Header{}, fmt.Errorf("%s: %d inputs (want 1..%d)", op, len(inputs), MaxCompactInputs)
+	}
+	hdrs, err := readHeaders(inputs)
+	if err != nil {
+		return ltx.Header{}, fmt.Errorf("%s: %w", op, err)
+	}
+	hdr := makeHeader(hdrs)
 	enc, err := ltx.NewEncoder(w)
 	if err != nil {
-		return ltx.Header{}, fmt.Errorf("compact: %w", err)
+		return ltx.Header{}, fmt.Errorf("%s: %w", op, err)
 	}
 	if err := enc.EncodeHeader(hdr); err != nil {
-		return ltx.Header{}, fmt.Errorf("compact: encode header: %w", err)
+		return ltx.Header{}, fmt.Errorf("%s: encode header: %w", op, err)
 	}
 	var done, total int64
 	if hdr.IsSnapshot() {
@@ -366,7 +402,7 @@ func CompactWithProgress(w io.Writer, inputs []Input, pages func(done, total int
 			total-- // never written
 		}
 	}
-	if _, err := merge(inputs, hdr.PageSize, hdr.Commit, readAhead, func(pgno uint32, data []byte) error {
+	trailer, err := merge(inputs, hdr.PageSize, hdr.Commit, readAhead, func(pgno uint32, data []byte) error {
 		if err := enc.EncodePage(ltx.PageHeader{Pgno: pgno}, data); err != nil {
 			return err
 		}
@@ -375,11 +411,15 @@ func CompactWithProgress(w io.Writer, inputs []Input, pages func(done, total int
 			pages(done, total)
 		}
 		return nil
-	}); err != nil {
-		return ltx.Header{}, fmt.Errorf("compact: %w", err)
+	})
+	if err != nil {
+		return ltx.Header{}, fmt.Errorf("%s: %w", op, err)
+	}
+	if !hdr.NoChecksum() {
+		enc.SetPostApplyChecksum(trailer.PostApplyChecksum)
 	}
 	if err := enc.Close(); err != nil {
-		return ltx.Header{}, fmt.Errorf("compact: %w", err)
+		return ltx.Header{}, fmt.Errorf("%s: %w", op, err)
 	}
 	return hdr, nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sqlitebackup/litestream"
 	"github.com/sqlitebackup/litestream/config"
+	"github.com/sqlitebackup/litestream/ltxfile"
 )
 
 // Two replicate processes for two different databases (so the meta
@@ -147,16 +148,29 @@ func (r leaseReplica) levelZero(t *testing.T) []*ltx.FileInfo {
 	return append(infos, l0...)
 }
 
-// checkFrom checks that the level-0 history is contiguous from TXID 1 and that every
-// file up to maxTXID is byte for byte the file of the same name in
-// metaDir (written by the first process).
+// historyMax is the last TXID of the replica's level-0 history.
+func (r leaseReplica) historyMax(t *testing.T) ltx.TXID {
+	t.Helper()
+	var m ltx.TXID
+	for _, info := range r.levelZero(t) {
+		m = max(m, info.MaxTXID)
+	}
+	return m
+}
+
+// checkFrom checks that the level-0 history is contiguous from TXID 1 and
+// that every file up to maxTXID is byte for byte what the first process
+// wrote in metaDir: the file of the same name or, for a file an upload
+// pass merged from several local files, the merge of those files.
 func (r leaseReplica) checkFrom(t *testing.T, metaDir string, maxTXID ltx.TXID) {
 	t.Helper()
+	next := ltx.TXID(1)
 	for i, info := range r.levelZero(t) {
 		name := ltx.FormatFilename(info.MinTXID, info.MaxTXID)
-		if want := ltx.FormatFilename(ltx.TXID(i+1), ltx.TXID(i+1)); name != want {
-			t.Fatalf("replica level 0 not contiguous: file %d is %s, want %s", i, name, want)
+		if info.MinTXID != next {
+			t.Fatalf("replica level 0 not contiguous: file %d is %s, want one starting at %s", i, name, next)
 		}
+		next = info.MaxTXID + 1
 		if info.MaxTXID > maxTXID {
 			continue
 		}
@@ -169,7 +183,7 @@ func (r leaseReplica) checkFrom(t *testing.T, metaDir string, maxTXID ltx.TXID) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := os.ReadFile(filepath.Join(metaDir, name))
+		want, err := localCounterpart(metaDir, info)
 		if err != nil {
 			t.Fatalf("replica file %s has no counterpart written by the first process: %v", name, err)
 		}
@@ -177,6 +191,38 @@ func (r leaseReplica) checkFrom(t *testing.T, metaDir string, maxTXID ltx.TXID) 
 			t.Fatalf("replica file %s differs from the first process's file", name)
 		}
 	}
+}
+
+// localCounterpart returns the bytes the replica's level-0 file info
+// should hold according to metaDir: the local file of the same name, or
+// the merge of the local one-TXID files it covers.
+func localCounterpart(metaDir string, info *ltx.FileInfo) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(metaDir, ltx.FormatFilename(info.MinTXID, info.MaxTXID)))
+	if err == nil || !errors.Is(err, os.ErrNotExist) || info.MinTXID == info.MaxTXID {
+		return b, err
+	}
+	var inputs []ltxfile.Input
+	for txid := info.MinTXID; txid <= info.MaxTXID; txid++ {
+		p := filepath.Join(metaDir, ltx.FormatFilename(txid, txid))
+		inputs = append(inputs, ltxfile.Input{Name: p, Open: func() (io.ReadCloser, error) { return os.Open(p) }})
+	}
+	var buf bytes.Buffer
+	if _, err := ltxfile.Merge(&buf, inputs); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// localMaxTXID is the last TXID of the level-0 files in dir.
+func localMaxTXID(dir string) ltx.TXID {
+	entries, _ := os.ReadDir(dir)
+	var m ltx.TXID
+	for _, e := range entries {
+		if _, maxTXID, err := ltx.ParseFilename(e.Name()); err == nil {
+			m = max(m, maxTXID)
+		}
+	}
+	return m
 }
 
 // leaseDB is one side of the test: its own database and config.
@@ -308,9 +354,9 @@ func testLeaseTakeover(t *testing.T, r leaseReplica) {
 		return fileCount(b.metaLTXDir()) > 0
 	}, pa, pb)
 	insertRows(t, b.path, 2)
-	before := len(r.levelZero(t))
+	before := r.historyMax(t)
 	waitUntil(t, "first process uploads its new rows", 20*time.Second, func() bool {
-		return len(r.levelZero(t)) > before+2
+		return r.historyMax(t) > before+2
 	}, pa, pb)
 	r.checkFrom(t, a.metaLTXDir(), 1<<62)
 	if owner, _ := r.holder(t); !strings.Contains(owner, a.path) {
@@ -324,7 +370,7 @@ func testLeaseTakeover(t *testing.T, r leaseReplica) {
 	<-pa.done
 	stopA()
 	_, expires := r.holder(t)
-	firstMax := ltx.TXID(len(r.levelZero(t))) // all the first process wrote
+	firstMax := r.historyMax(t) // all the first process wrote
 	var bExpires time.Time
 	waitUntil(t, "second process takes the expired lease over", 30*time.Second, func() bool {
 		owner, exp := r.holder(t)
@@ -385,9 +431,9 @@ func testLeaseNoWait(t *testing.T, r leaseReplica) {
 	if !strings.Contains(out, "is held by") || !strings.Contains(out, a.path) || !strings.Contains(out, "lease wait is off") {
 		t.Fatalf("second process's error does not name the holder:\n%s", out)
 	}
-	before := len(r.levelZero(t))
+	before := r.historyMax(t)
 	waitUntil(t, "first process keeps uploading", 20*time.Second, func() bool {
-		return len(r.levelZero(t)) > before+2
+		return r.historyMax(t) > before+2
 	}, pa)
 	stopA()
 	pa.stop(t)
@@ -404,8 +450,8 @@ func TestLeaseRestartAfterKillResumesAtOnce(t *testing.T) {
 	insertRows(t, a.path, 3)
 	p1 := startDaemon(t, a.cfg)
 	waitUntil(t, "first run uploads", 20*time.Second, func() bool {
-		n := len(r.levelZero(t))
-		return n > 0 && n == fileCount(a.metaLTXDir())
+		n := r.historyMax(t)
+		return n > 0 && n == localMaxTXID(a.metaLTXDir())
 	}, p1)
 	if err := p1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -415,10 +461,10 @@ func TestLeaseRestartAfterKillResumesAtOnce(t *testing.T) {
 
 	insertRows(t, a.path, 2)
 	p2 := startDaemon(t, a.cfg)
-	before := len(r.levelZero(t))
+	before := r.historyMax(t)
 	waitUntil(t, "restarted run uploads", 20*time.Second, func() bool {
-		n := len(r.levelZero(t))
-		return n > before && n == fileCount(a.metaLTXDir())
+		n := r.historyMax(t)
+		return n > before && n == localMaxTXID(a.metaLTXDir())
 	}, p2)
 	if !time.Now().Before(expires) {
 		t.Fatalf("restart waited for its own lease to expire (%s)", expires)
