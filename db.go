@@ -644,6 +644,14 @@ func (db *DB) syncWAL(ctx context.Context, locked bool) (bool, error) {
 		}
 		wrote = true
 		offset, seed = seg.end, seg.checksum
+		// Go on only if the scan stopped at the size limit of a file.
+		// Frames committed since this sync began wait for the next one:
+		// a reused WAL file is already as large as it will get, so
+		// chasing its end would write a file per commit for as long as
+		// the application keeps committing, and never get to checkpoint.
+		if db.MaxSyncWALBytes <= 0 || seg.end-seg.start < db.MaxSyncWALBytes {
+			return wrote, nil
+		}
 	}
 }
 

@@ -67,3 +67,57 @@ func TestApplicationNotStarvedByCheckpoints(t *testing.T) {
 		t.Fatalf("count = %d, %v; want %d", n, err, commits)
 	}
 }
+
+// TestSyncDoesNotChaseWriter: one sync writes one level-0 file even while
+// the application keeps committing. Chasing the WAL's end instead (a
+// reused WAL file does not grow, so its size bounds nothing) wrote a file
+// per commit for as long as the writer kept up and never reached the
+// checkpoint, so the WAL grew without bound.
+func TestSyncDoesNotChaseWriter(t *testing.T) {
+	h := newHarness(t, 4096, func(db *litestream.DB) {
+		db.MinCheckpointPageN, db.CheckpointInterval = 0, 0
+	})
+	mustExec(t, h.app, "CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
+	// A large WAL, checkpointed: the application's next commits reuse the
+	// file from its start, so its size no longer bounds a scan.
+	for i := 0; i < 20; i++ {
+		mustExec(t, h.app, "INSERT INTO t (v) VALUES (randomblob(100000))")
+	}
+	h.sync()
+	if err := h.db.Checkpoint(h.ctx, litestream.CheckpointPassive); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, h.app, "DELETE FROM t")
+	h.sync()
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if _, err := h.app.Exec("INSERT INTO t (v) VALUES (randomblob(100))"); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	for i := 0; i < 50; i++ {
+		before := h.db.Pos()
+		if err := h.db.Sync(h.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.db.Pos(); got > before+1 {
+			t.Fatalf("sync %d wrote TXIDs %s..%s: one sync must write one level-0 file", i, before+1, got)
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	h.sync()
+	h.verifyAll()
+}
